@@ -1,0 +1,41 @@
+/*
+ * handler_context.h - everything the request handlers of one worker share:
+ * configuration, keys, the client cache, the database connection and the
+ * documents rendered once at start. Owned by the worker; handlers only read
+ * the configuration and keys and update the cache and buffers.
+ */
+#ifndef TOKEND_HANDLER_CONTEXT_H
+#define TOKEND_HANDLER_CONTEXT_H
+
+#include <stdint.h>
+
+#include "tokend/buffer.h"
+#include "tokend/client_cache.h"
+#include "tokend/config.h"
+#include "tokend/db_conn.h"
+#include "tokend/key_set.h"
+
+/* Wall-clock seconds (for iat/exp). Injectable for tests. */
+typedef int64_t (*handler_clock_fn)(void);
+
+struct handler_context {
+    const struct tokend_config *config;
+    const struct key_set *keys;
+    struct client_cache *cache;
+    struct db_conn *db;
+    handler_clock_fn now_s;
+    const char *default_audience; /* config default_audience, or the issuer */
+    struct buffer metadata_json;  /* RFC 8414 document, rendered once */
+    struct buffer token_scratch;  /* the JWT being built, reused */
+};
+
+/* Fills the context and renders the discovery document. Returns TK_OK or
+ * TK_ERROR (out of memory; the context is then safe to free). The cache
+ * and db connection are the caller's and are not freed here. */
+int handler_context_init(struct handler_context *ctx, const struct tokend_config *config,
+                         const struct key_set *keys, struct client_cache *cache,
+                         struct db_conn *db);
+
+void handler_context_free(struct handler_context *ctx);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * listen_socket.h - the FastCGI listening socket: bound from the `listen`
+ * setting ("unix:/path" or "host:port"), or inherited on fd 0 from
+ * spawn-fcgi (or any launcher that passes a listening socket there).
+ */
+#ifndef TOKEND_LISTEN_SOCKET_H
+#define TOKEND_LISTEN_SOCKET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* True when fd 0 is a listening socket. Cannot fail. */
+bool listen_socket_inherited(void);
+
+/* Takes over the inherited socket on fd 0 (made non-blocking). Returns 0,
+ * or TK_ERROR with `error` set. */
+int listen_socket_adopt_inherited(char *error, size_t error_size);
+
+/* Binds and listens. For unix sockets a stale socket file is replaced (a
+ * live one, answering connect, is an error) and the mode is set. Returns
+ * the fd, or TK_ERROR with `error` set. */
+int listen_socket_open(const char *spec, unsigned mode, int backlog, char *error,
+                       size_t error_size);
+
+/* The unix socket path of `spec`, or NULL for TCP. Cannot fail. */
+const char *listen_socket_unix_path(const char *spec);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * handler_context.c - setting up what a worker's handlers share.
+ *
+ * The documents that depend only on configuration and keys are rendered
+ * here, once per process, so serving them costs a copy.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "tokend/discovery_endpoint.h"
+#include "tokend/handler_context.h"
+#include "tokend/status.h"
+
+static int64_t wall_clock_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+int handler_context_init(struct handler_context *ctx, const struct tokend_config *config,
+                         const struct key_set *keys, struct client_cache *cache, struct db_conn *db)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->config = config;
+    ctx->keys = keys;
+    ctx->cache = cache;
+    ctx->db = db;
+    ctx->now_s = wall_clock_s;
+    ctx->default_audience =
+        config->default_audience[0] != '\0' ? config->default_audience : config->issuer;
+    buffer_init(&ctx->metadata_json);
+    buffer_init(&ctx->token_scratch);
+    discovery_render_metadata(config, keys, &ctx->metadata_json);
+    return buffer_failed(&ctx->metadata_json) ? TK_ERROR : TK_OK;
+}
+
+void handler_context_free(struct handler_context *ctx)
+{
+    buffer_free(&ctx->metadata_json);
+    buffer_free(&ctx->token_scratch);
+}

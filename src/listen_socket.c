@@ -1,0 +1,152 @@
+/*
+ * listen_socket.c - the FastCGI listening socket.
+ *
+ * Either inherited on fd 0 (spawn-fcgi and mod_fcgid put it there: the
+ * FastCGI spec's FCGI_LISTENSOCK_FILENO) or bound here from `listen`:
+ * "unix:/path" or "host:port" (host may be a name, an IPv4 address or a
+ * bracketed IPv6 address). A unix socket file left by a crashed instance is
+ * removed only if nothing answers on it, so a second instance never steals
+ * a live socket. The socket is made non-blocking: workers wait for it with
+ * epoll and accept only when a connection is ready, so an accept that
+ * another worker won returns EAGAIN instead of blocking.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "tokend/listen_socket.h"
+#include "tokend/status.h"
+
+bool listen_socket_inherited(void)
+{
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    return getsockopt(STDIN_FILENO, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 &&
+           listening != 0;
+}
+
+const char *listen_socket_unix_path(const char *spec)
+{
+    return strncmp(spec, "unix:", 5) == 0 ? spec + 5 : NULL;
+}
+
+static int set_nonblocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+int listen_socket_adopt_inherited(char *error, size_t error_size)
+{
+    if (set_nonblocking(STDIN_FILENO) != 0) {
+        snprintf(error, error_size, "inherited socket on fd 0: %s", strerror(errno));
+        return TK_ERROR;
+    }
+    return STDIN_FILENO;
+}
+
+static int open_unix(const char *path, unsigned mode, int backlog, char *error, size_t error_size)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (path[0] == '\0' || strlen(path) >= sizeof(addr.sun_path)) {
+        snprintf(error, error_size, "unix socket path '%s' is empty or too long", path);
+        return TK_ERROR;
+    }
+    strcpy(addr.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(error, error_size, "socket: %s", strerror(errno));
+        return TK_ERROR;
+    }
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(error, error_size, "%s exists and is not a socket", path);
+            goto fail;
+        }
+        if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
+            snprintf(error, error_size, "%s is in use by a running server", path);
+            goto fail;
+        }
+        close(fd);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 || unlink(path) != 0) {
+            snprintf(error, error_size, "cannot replace stale socket %s: %s", path,
+                     strerror(errno));
+            goto fail;
+        }
+    }
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
+        snprintf(error, error_size, "bind %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (chmod(path, mode) != 0) {
+        snprintf(error, error_size, "chmod %s: %s", path, strerror(errno));
+        unlink(path);
+        goto fail;
+    }
+    if (listen(fd, backlog) != 0 || set_nonblocking(fd) != 0) {
+        snprintf(error, error_size, "listen %s: %s", path, strerror(errno));
+        unlink(path);
+        goto fail;
+    }
+    return fd;
+fail:
+    if (fd >= 0) {
+        close(fd);
+    }
+    return TK_ERROR;
+}
+
+static int open_tcp(const char *spec, int backlog, char *error, size_t error_size)
+{
+    char host[256];
+    const char *colon = strrchr(spec, ':');
+    if (colon == NULL || colon == spec || (size_t)(colon - spec) >= sizeof(host) ||
+        colon[1] == '\0') {
+        snprintf(error, error_size, "listen '%s': expected unix:/path or host:port", spec);
+        return TK_ERROR;
+    }
+    memcpy(host, spec, (size_t)(colon - spec));
+    host[colon - spec] = '\0';
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        memmove(host, host + 1, strlen(host) - 2);
+        host[strlen(host) - 2] = '\0';
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *found = NULL;
+    int gai = getaddrinfo(host, colon + 1, &hints, &found);
+    if (gai != 0) {
+        snprintf(error, error_size, "listen '%s': %s", spec, gai_strerror(gai));
+        return TK_ERROR;
+    }
+    int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, found->ai_addr, found->ai_addrlen) != 0 || listen(fd, backlog) != 0 ||
+        set_nonblocking(fd) != 0) {
+        snprintf(error, error_size, "listen '%s': %s", spec, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        freeaddrinfo(found);
+        return TK_ERROR;
+    }
+    freeaddrinfo(found);
+    return fd;
+}
+
+int listen_socket_open(const char *spec, unsigned mode, int backlog, char *error, size_t error_size)
+{
+    const char *path = listen_socket_unix_path(spec);
+    return path != NULL ? open_unix(path, mode, backlog, error, error_size)
+                        : open_tcp(spec, backlog, error, error_size);
+}

@@ -1,0 +1,244 @@
+/*
+ * master.c - the supervisor process.
+ *
+ * It forks `workers` children, then sleeps in sigtimedwait with every signal
+ * it cares about blocked, so signal handling is plain sequential code:
+ *
+ *   SIGCHLD  reap; a worker that died is restarted. If it lived less than a
+ *            second the restart waits (100 ms, doubling to 10 s) so a worker
+ *            that cannot start does not fork-loop; one that ran a while is
+ *            replaced at once. Each death is one log line with pid and
+ *            signal or exit status.
+ *   SIGTERM, SIGINT
+ *            graceful stop: SIGTERM to every worker (each finishes its
+ *            request in flight and exits), wait up to shutdown_timeout, then
+ *            SIGKILL what is left; remove the unix socket we created; exit 0.
+ *   SIGHUP   logged and ignored for now (no reload yet).
+ *
+ * The master never serves requests and holds no per-request state, so its
+ * own failure modes are few: fork failing is retried with the same backoff.
+ * Workers inherit the listening socket and the loaded keys.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tokend/logging.h"
+#include "tokend/master.h"
+#include "tokend/status.h"
+#include "tokend/worker.h"
+
+#define RESTART_BACKOFF_MIN_MS 100
+#define RESTART_BACKOFF_MAX_MS 10000
+#define HEALTHY_LIFETIME_MS    1000
+
+struct worker_slot {
+    pid_t pid; /* 0 when not running */
+    int64_t started_ms;
+    int64_t restart_at_ms;
+    int backoff_ms;
+};
+
+struct master_state {
+    const struct tokend_config *config;
+    const struct key_set *keys;
+    int listen_fd;
+    struct worker_slot *slots;
+    int slot_count;
+    sigset_t handled;
+};
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+static void spawn_worker(struct master_state *master, struct worker_slot *slot)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("fork failed: %s; retrying", strerror(errno));
+        slot->backoff_ms = slot->backoff_ms == 0 ? RESTART_BACKOFF_MIN_MS : slot->backoff_ms;
+        slot->restart_at_ms = monotonic_ms() + slot->backoff_ms;
+        return;
+    }
+    if (pid == 0) {
+        signal(SIGCHLD, SIG_DFL);
+        sigset_t unblock;
+        sigemptyset(&unblock);
+        sigaddset(&unblock, SIGCHLD);
+        sigaddset(&unblock, SIGHUP);
+        sigprocmask(SIG_UNBLOCK, &unblock, NULL);
+        _exit(worker_main(master->config, master->keys, master->listen_fd));
+    }
+    slot->pid = pid;
+    slot->started_ms = monotonic_ms();
+    slot->restart_at_ms = 0;
+}
+
+static struct worker_slot *slot_of(struct master_state *master, pid_t pid)
+{
+    for (int i = 0; i < master->slot_count; i++) {
+        if (master->slots[i].pid == pid) {
+            return &master->slots[i];
+        }
+    }
+    return NULL;
+}
+
+/* Reaps every exited child. When `restart` is set, schedules restarts. */
+static int reap_children(struct master_state *master, bool restart)
+{
+    int reaped = 0;
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        struct worker_slot *slot = slot_of(master, pid);
+        if (slot == NULL) {
+            continue;
+        }
+        reaped++;
+        slot->pid = 0;
+        if (!restart) {
+            continue;
+        }
+        int64_t now = monotonic_ms();
+        if (now - slot->started_ms < HEALTHY_LIFETIME_MS) {
+            slot->backoff_ms =
+                slot->backoff_ms == 0 ? RESTART_BACKOFF_MIN_MS : slot->backoff_ms * 2;
+            if (slot->backoff_ms > RESTART_BACKOFF_MAX_MS) {
+                slot->backoff_ms = RESTART_BACKOFF_MAX_MS;
+            }
+        } else {
+            slot->backoff_ms = 0;
+        }
+        slot->restart_at_ms = now + slot->backoff_ms;
+        if (WIFSIGNALED(status)) {
+            log_error("worker %d killed by signal %d (%s); restarting in %d ms", (int)pid,
+                      WTERMSIG(status), strsignal(WTERMSIG(status)), slot->backoff_ms);
+        } else {
+            log_error("worker %d exited with status %d; restarting in %d ms", (int)pid,
+                      WEXITSTATUS(status), slot->backoff_ms);
+        }
+    }
+    return reaped;
+}
+
+static int live_workers(const struct master_state *master)
+{
+    int live = 0;
+    for (int i = 0; i < master->slot_count; i++) {
+        live += master->slots[i].pid != 0;
+    }
+    return live;
+}
+
+static void signal_workers(const struct master_state *master, int signo)
+{
+    for (int i = 0; i < master->slot_count; i++) {
+        if (master->slots[i].pid != 0) {
+            kill(master->slots[i].pid, signo);
+        }
+    }
+}
+
+static void stop_workers(struct master_state *master)
+{
+    signal_workers(master, SIGTERM);
+    int64_t deadline = monotonic_ms() + master->config->shutdown_timeout_ms;
+    sigset_t child;
+    sigemptyset(&child);
+    sigaddset(&child, SIGCHLD);
+    while (live_workers(master) > 0) {
+        reap_children(master, false);
+        if (live_workers(master) == 0) {
+            break;
+        }
+        int64_t left = deadline - monotonic_ms();
+        if (left <= 0) {
+            log_warn("%d worker(s) still busy after shutdown_timeout; killing them",
+                     live_workers(master));
+            signal_workers(master, SIGKILL);
+            for (int i = 0; i < master->slot_count; i++) {
+                if (master->slots[i].pid != 0) {
+                    waitpid(master->slots[i].pid, NULL, 0);
+                    master->slots[i].pid = 0;
+                }
+            }
+            break;
+        }
+        struct timespec wait = {.tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000};
+        sigtimedwait(&child, NULL, &wait);
+    }
+}
+
+int master_run(const struct tokend_config *config, const struct key_set *keys, int listen_fd,
+               const char *unix_path_to_remove)
+{
+    struct master_state master = {.config = config, .keys = keys, .listen_fd = listen_fd};
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    master.slot_count = config->workers > 0 ? config->workers : (cpus > 0 ? (int)cpus : 1);
+    master.slots = calloc((size_t)master.slot_count, sizeof(*master.slots));
+    if (master.slots == NULL) {
+        log_error("out of memory");
+        return 1;
+    }
+    sigemptyset(&master.handled);
+    sigaddset(&master.handled, SIGCHLD);
+    sigaddset(&master.handled, SIGTERM);
+    sigaddset(&master.handled, SIGINT);
+    sigaddset(&master.handled, SIGHUP);
+    sigprocmask(SIG_BLOCK, &master.handled, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    for (int i = 0; i < master.slot_count; i++) {
+        spawn_worker(&master, &master.slots[i]);
+    }
+    log_info("started %d workers (pid %d is the master)", master.slot_count, (int)getpid());
+
+    for (;;) {
+        int64_t now = monotonic_ms();
+        int64_t next_restart = -1;
+        for (int i = 0; i < master.slot_count; i++) {
+            struct worker_slot *slot = &master.slots[i];
+            if (slot->pid == 0 && slot->restart_at_ms <= now) {
+                spawn_worker(&master, slot);
+            }
+            if (slot->pid == 0 && (next_restart < 0 || slot->restart_at_ms < next_restart)) {
+                next_restart = slot->restart_at_ms;
+            }
+        }
+        siginfo_t info;
+        int signo;
+        if (next_restart >= 0) {
+            int64_t left = next_restart - monotonic_ms();
+            left = left < 1 ? 1 : left;
+            struct timespec wait = {.tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000};
+            signo = sigtimedwait(&master.handled, &info, &wait);
+        } else {
+            signo = sigwaitinfo(&master.handled, &info);
+        }
+        if (signo == SIGCHLD) {
+            reap_children(&master, true);
+        } else if (signo == SIGTERM || signo == SIGINT) {
+            log_info("received %s; stopping workers", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+            break;
+        } else if (signo == SIGHUP) {
+            log_warn("SIGHUP received; reloading is not supported yet, ignored");
+        }
+    }
+    stop_workers(&master);
+    close(listen_fd);
+    if (unix_path_to_remove != NULL) {
+        unlink(unix_path_to_remove);
+    }
+    free(master.slots);
+    log_info("stopped");
+    return 0;
+}
