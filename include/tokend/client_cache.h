@@ -16,7 +16,8 @@
  * - The clock is injectable so tests can move time.
  * - Not thread-safe: one cache per worker process.
  *
- * Entry pointers stay valid until the next put, remove, clear or sweep.
+ * Entry pointers stay valid until the next lookup, put, remove, clear or
+ * sweep (a lookup may free an expired entry).
  */
 #ifndef TOKEND_CLIENT_CACHE_H
 #define TOKEND_CLIENT_CACHE_H
