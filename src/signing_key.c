@@ -1,0 +1,695 @@
+/*
+ * signing_key.c - one JWS signing/verification key, loaded once at start.
+ *
+ * What it is for: turning a key file into a ready EVP_PKEY (ES256, RS256)
+ * or raw HMAC bytes (HS256), naming it with a kid, signing JWS input with
+ * it, and rendering its public JWK for the JWKS document. Nothing here runs
+ * a PEM parser or a key fetch per token: signing_key_sign() only runs the
+ * signature over the preloaded key.
+ *
+ * Invariants of a loaded `struct signing_key`:
+ *   - ES256 <=> pkey is an EC key on P-256 (prime256v1);
+ *     RS256 <=> pkey is an RSA key of 2048..4096 bits (4096 so the
+ *     signature always fits SIGNING_MAX_SIG); HS256 <=> pkey is NULL and
+ *     hmac holds SIGNING_HMAC_MIN..SIGNING_HMAC_MAX bytes.
+ *   - kid is non-empty, at most SIGNING_KID_MAX printable ASCII characters.
+ *     By default it is the RFC 7638 thumbprint (SHA-256 of the canonical
+ *     public JWK, base64url), so every host loading the same file agrees on
+ *     it; for HS256 it is the first 16 characters of
+ *     base64url(HMAC-SHA256(key, "tokend-kid")), which reveals nothing.
+ *   - has_private is true only when the file held a private key.
+ *
+ * Ownership: the struct owns pkey and the HMAC bytes; signing_key_free()
+ * releases the key and wipes the bytes. Key file contents read into memory
+ * are wiped (OPENSSL_clear_free / OPENSSL_cleanse) before they are freed.
+ *
+ * Failure: the loaders either fill the whole struct and return TK_OK, or
+ * leave it zeroed and return TK_INVALID with a message that names the file.
+ * A private key (or HMAC key) file that group or others may read is refused
+ * outright rather than warned about: a leaked signing key mints tokens.
+ * Encrypted PEM files are refused without prompting for a passphrase.
+ * signing_key_generate() creates its file with O_EXCL and mode 0600, so it
+ * never replaces a key and the key is never readable by others, even
+ * briefly; a partly written file is removed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#include "tokend/base64.h"
+#include "tokend/buffer.h"
+#include "tokend/signing_key.h"
+#include "tokend/status.h"
+
+#define KEY_FILE_MAX      (64 * 1024) /* far above any PEM key we accept */
+#define EC_COORD_SIZE     32          /* P-256 */
+#define ES256_SIG_SIZE    (2 * EC_COORD_SIZE)
+#define ES256_DER_MAX     80 /* DER ECDSA-Sig-Value for P-256 is at most 72 */
+#define RSA_MIN_BITS      2048
+#define RSA_MAX_BITS      4096 /* SIGNING_MAX_SIG bytes of signature */
+#define RSA_MAX_BYTES     (RSA_MAX_BITS / 8)
+#define HMAC_FILE_MAX     (SIGNING_HMAC_MAX + 2) /* the longest key plus "\r\n" */
+#define HMAC_KID_LENGTH   16
+#define HMAC_KID_INPUT    "tokend-kid"
+#define GENERATED_HS_SIZE 32
+#define RSA_GENERATE_BITS 2048 /* the common RS256 size; see signing_key_generate */
+
+/* The public members of a JWK, raw (not yet base64url): x and y for EC,
+ * n and e for RSA. Big enough for the largest accepted RSA modulus. */
+struct public_parts {
+    uint8_t first[RSA_MAX_BYTES]; /* x or n */
+    size_t first_len;
+    uint8_t second[RSA_MAX_BYTES]; /* y or e */
+    size_t second_len;
+};
+
+int jws_alg_parse(const char *name, enum jws_alg *out)
+{
+    if (name == NULL) {
+        return TK_INVALID;
+    }
+    if (strcmp(name, "ES256") == 0) {
+        *out = JWS_ALG_ES256;
+    } else if (strcmp(name, "RS256") == 0) {
+        *out = JWS_ALG_RS256;
+    } else if (strcmp(name, "HS256") == 0) {
+        *out = JWS_ALG_HS256;
+    } else {
+        return TK_INVALID;
+    }
+    return TK_OK;
+}
+
+const char *jws_alg_name(enum jws_alg alg)
+{
+    switch (alg) {
+    case JWS_ALG_ES256:
+        return "ES256";
+    case JWS_ALG_RS256:
+        return "RS256";
+    case JWS_ALG_HS256:
+        return "HS256";
+    }
+    return "unknown";
+}
+
+void signing_key_free(struct signing_key *key)
+{
+    EVP_PKEY_free(key->pkey);
+    OPENSSL_cleanse(key->hmac, sizeof(key->hmac));
+    memset(key, 0, sizeof(*key));
+}
+
+/* Refuses OpenSSL's interactive passphrase prompt: an encrypted key file
+ * then simply fails to load. */
+static int refuse_passphrase(char *buf, int size, int rwflag, void *userdata)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)userdata;
+    return -1;
+}
+
+/* Opens `path` and reads at most `max` bytes of it into a new buffer (NUL
+ * appended, not counted). Fills `mode` from fstat on the same descriptor,
+ * so the mode checked is the mode of the bytes read. Returns TK_OK, or
+ * TK_INVALID with `error`. The caller releases *out with free_key_file(). */
+static int read_key_file(const char *path, size_t max, uint8_t **out, size_t *out_len, mode_t *mode,
+                         char *error, size_t error_size)
+{
+    int rc = TK_INVALID;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        snprintf(error, error_size, "%s: cannot open: %s", path, strerror(errno));
+        goto done;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        snprintf(error, error_size, "%s: cannot stat: %s", path, strerror(errno));
+        goto done;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(error, error_size, "%s: not a regular file", path);
+        goto done;
+    }
+    data = OPENSSL_malloc(max + 2);
+    if (data == NULL) {
+        snprintf(error, error_size, "%s: out of memory", path);
+        goto done;
+    }
+    for (;;) {
+        ssize_t got = read(fd, data + len, max + 1 - len);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got < 0) {
+            snprintf(error, error_size, "%s: cannot read: %s", path, strerror(errno));
+            goto done;
+        }
+        if (got == 0) {
+            break;
+        }
+        len += (size_t)got;
+        if (len > max) {
+            snprintf(error, error_size, "%s: file is larger than %zu bytes", path, max);
+            goto done;
+        }
+    }
+    data[len] = '\0';
+    *out = data;
+    *out_len = len;
+    *mode = st.st_mode;
+    data = NULL;
+    rc = TK_OK;
+done:
+    if (data != NULL) {
+        OPENSSL_clear_free(data, max + 2);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    return rc;
+}
+
+/* Wipes and frees what read_key_file() returned for the same `max`. */
+static void free_key_file(uint8_t *data, size_t max)
+{
+    if (data != NULL) {
+        OPENSSL_clear_free(data, max + 2);
+    }
+}
+
+static bool secret_file_mode_ok(const char *path, mode_t mode, char *error, size_t error_size)
+{
+    if ((mode & 077) != 0) {
+        snprintf(error, error_size, "%s: private key is readable by group or others (chmod 600 %s)",
+                 path, path);
+        return false;
+    }
+    return true;
+}
+
+/* Sets a configured kid: 1..SIGNING_KID_MAX printable ASCII characters
+ * other than '"' and '\\', so it is the same string in every JSON it
+ * appears in. */
+static int set_configured_kid(struct signing_key *key, const char *path, const char *kid,
+                              char *error, size_t error_size)
+{
+    size_t len = strlen(kid);
+    if (len > SIGNING_KID_MAX) {
+        snprintf(error, error_size, "%s: kid is longer than %d characters", path, SIGNING_KID_MAX);
+        return TK_INVALID;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)kid[i];
+        if (c < 0x21 || c > 0x7e || c == '"' || c == '\\') {
+            snprintf(error, error_size,
+                     "%s: kid may only hold printable ASCII without spaces, quotes or "
+                     "backslashes",
+                     path);
+            return TK_INVALID;
+        }
+    }
+    memcpy(key->kid, kid, len + 1);
+    return TK_OK;
+}
+
+/* Big-endian bytes of a BIGNUM parameter. With `pad_to` non-zero the value
+ * is left-padded to exactly that size; otherwise it has no leading zero
+ * bytes (as JWK "n" and "e" require). */
+static int get_bn_bytes(const EVP_PKEY *pkey, const char *param, size_t pad_to, uint8_t *out,
+                        size_t out_size, size_t *out_len)
+{
+    int rc = TK_ERROR;
+    BIGNUM *bn = NULL;
+    if (EVP_PKEY_get_bn_param(pkey, param, &bn) != 1) {
+        goto done;
+    }
+    size_t natural = (size_t)BN_num_bytes(bn);
+    size_t len = pad_to != 0 ? pad_to : natural;
+    if (natural > len || len > out_size || len == 0) {
+        goto done;
+    }
+    if (BN_bn2binpad(bn, out, (int)len) != (int)len) {
+        goto done;
+    }
+    *out_len = len;
+    rc = TK_OK;
+done:
+    BN_free(bn);
+    return rc;
+}
+
+static int get_public_parts(const struct signing_key *key, struct public_parts *parts)
+{
+    switch (key->alg) {
+    case JWS_ALG_ES256:
+        if (get_bn_bytes(key->pkey, OSSL_PKEY_PARAM_EC_PUB_X, EC_COORD_SIZE, parts->first,
+                         sizeof(parts->first), &parts->first_len) != TK_OK ||
+            get_bn_bytes(key->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, EC_COORD_SIZE, parts->second,
+                         sizeof(parts->second), &parts->second_len) != TK_OK) {
+            return TK_ERROR;
+        }
+        return TK_OK;
+    case JWS_ALG_RS256:
+        if (get_bn_bytes(key->pkey, OSSL_PKEY_PARAM_RSA_N, 0, parts->first, sizeof(parts->first),
+                         &parts->first_len) != TK_OK ||
+            get_bn_bytes(key->pkey, OSSL_PKEY_PARAM_RSA_E, 0, parts->second, sizeof(parts->second),
+                         &parts->second_len) != TK_OK) {
+            return TK_ERROR;
+        }
+        return TK_OK;
+    case JWS_ALG_HS256:
+        break;
+    }
+    return TK_ERROR;
+}
+
+static void append_member(struct buffer *out, const char *name, const uint8_t *value, size_t len)
+{
+    buffer_append_str(out, name);
+    buffer_append(out, "\"", 1);
+    buffer_append_base64url(out, value, len);
+    buffer_append(out, "\"", 1);
+}
+
+/* RFC 7638: SHA-256 over the required members in lexicographic order,
+ * without whitespace, then base64url. */
+static int compute_thumbprint(struct signing_key *key)
+{
+    int rc = TK_ERROR;
+    struct public_parts *parts = OPENSSL_malloc(sizeof(*parts));
+    struct buffer canonical;
+    buffer_init(&canonical);
+    if (parts == NULL || get_public_parts(key, parts) != TK_OK) {
+        goto done;
+    }
+    if (key->alg == JWS_ALG_ES256) {
+        buffer_append_str(&canonical, "{\"crv\":\"P-256\",\"kty\":\"EC\"");
+        append_member(&canonical, ",\"x\":", parts->first, parts->first_len);
+        append_member(&canonical, ",\"y\":", parts->second, parts->second_len);
+    } else {
+        buffer_append_str(&canonical, "{");
+        append_member(&canonical, "\"e\":", parts->second, parts->second_len);
+        buffer_append_str(&canonical, ",\"kty\":\"RSA\"");
+        append_member(&canonical, ",\"n\":", parts->first, parts->first_len);
+    }
+    buffer_append_str(&canonical, "}");
+    if (buffer_failed(&canonical)) {
+        goto done;
+    }
+    uint8_t digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    if (EVP_Digest(canonical.data, canonical.len, digest, &digest_len, EVP_sha256(), NULL) != 1) {
+        goto done;
+    }
+    if (base64url_encode(digest, digest_len, key->kid, sizeof(key->kid)) < 0) {
+        goto done;
+    }
+    rc = TK_OK;
+done:
+    buffer_free(&canonical);
+    OPENSSL_free(parts);
+    return rc;
+}
+
+/* Classifies a loaded EVP key: P-256 EC -> ES256, RSA 2048..4096 -> RS256. */
+static int classify_pkey(EVP_PKEY *pkey, const char *path, enum jws_alg *alg, char *error,
+                         size_t error_size)
+{
+    if (EVP_PKEY_is_a(pkey, "EC")) {
+        char group[64] = "";
+        size_t group_len = 0;
+        if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                           &group_len) != 1 ||
+            (strcmp(group, "prime256v1") != 0 && strcmp(group, "P-256") != 0)) {
+            snprintf(error, error_size, "%s: EC key is on curve %s; ES256 needs P-256", path,
+                     group[0] != '\0' ? group : "(unnamed)");
+            return TK_INVALID;
+        }
+        *alg = JWS_ALG_ES256;
+        return TK_OK;
+    }
+    if (EVP_PKEY_is_a(pkey, "RSA")) {
+        int bits = EVP_PKEY_get_bits(pkey);
+        if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) {
+            snprintf(error, error_size, "%s: RSA key has %d bits; RS256 needs %d to %d", path, bits,
+                     RSA_MIN_BITS, RSA_MAX_BITS);
+            return TK_INVALID;
+        }
+        *alg = JWS_ALG_RS256;
+        return TK_OK;
+    }
+    snprintf(error, error_size, "%s: unsupported key type %s (need a P-256 EC or an RSA key)", path,
+             EVP_PKEY_get0_type_name(pkey) != NULL ? EVP_PKEY_get0_type_name(pkey) : "?");
+    return TK_INVALID;
+}
+
+int signing_key_load_pem(struct signing_key *key, const char *path, enum jws_alg expected_alg,
+                         const char *kid, bool require_private, char *error, size_t error_size)
+{
+    int rc = TK_INVALID;
+    uint8_t *file = NULL;
+    size_t file_len = 0;
+    mode_t mode = 0;
+    BIO *bio = NULL;
+
+    memset(key, 0, sizeof(*key));
+    if (read_key_file(path, KEY_FILE_MAX, &file, &file_len, &mode, error, error_size) != TK_OK) {
+        goto done;
+    }
+    bio = BIO_new_mem_buf(file, (int)file_len);
+    if (bio == NULL) {
+        snprintf(error, error_size, "%s: out of memory", path);
+        goto done;
+    }
+    key->pkey = PEM_read_bio_PrivateKey(bio, NULL, refuse_passphrase, NULL);
+    if (key->pkey != NULL) {
+        key->has_private = true;
+    } else if (BIO_reset(bio) == 1) {
+        key->pkey = PEM_read_bio_PUBKEY(bio, NULL, refuse_passphrase, NULL);
+    }
+    ERR_clear_error();
+    if (key->pkey == NULL) {
+        snprintf(error, error_size,
+                 "%s: no usable PEM key found (unencrypted PKCS#8, SEC1, PKCS#1 or SPKI)", path);
+        goto done;
+    }
+    if (key->has_private && !secret_file_mode_ok(path, mode, error, error_size)) {
+        goto done;
+    }
+    if (!key->has_private && require_private) {
+        snprintf(error, error_size, "%s: holds a public key; signing needs the private key", path);
+        goto done;
+    }
+    if (classify_pkey(key->pkey, path, &key->alg, error, error_size) != TK_OK) {
+        goto done;
+    }
+    if (expected_alg != 0 && key->alg != expected_alg) {
+        snprintf(error, error_size, "%s: key is for %s, but %s is configured", path,
+                 jws_alg_name(key->alg), jws_alg_name(expected_alg));
+        goto done;
+    }
+    if (kid != NULL && kid[0] != '\0') {
+        if (set_configured_kid(key, path, kid, error, error_size) != TK_OK) {
+            goto done;
+        }
+    } else if (compute_thumbprint(key) != TK_OK) {
+        snprintf(error, error_size, "%s: cannot compute the key thumbprint", path);
+        goto done;
+    }
+    rc = TK_OK;
+done:
+    BIO_free(bio);
+    free_key_file(file, KEY_FILE_MAX);
+    ERR_clear_error();
+    if (rc != TK_OK) {
+        signing_key_free(key);
+    }
+    return rc;
+}
+
+int signing_key_load_hmac(struct signing_key *key, const char *path, const char *kid, char *error,
+                          size_t error_size)
+{
+    int rc = TK_INVALID;
+    uint8_t *file = NULL;
+    size_t len = 0;
+    mode_t mode = 0;
+
+    memset(key, 0, sizeof(*key));
+    if (read_key_file(path, HMAC_FILE_MAX, &file, &len, &mode, error, error_size) != TK_OK) {
+        goto done;
+    }
+    if (!secret_file_mode_ok(path, mode, error, error_size)) {
+        goto done;
+    }
+    if (len > 0 && file[len - 1] == '\n') {
+        len--;
+        if (len > 0 && file[len - 1] == '\r') {
+            len--;
+        }
+    }
+    if (len < SIGNING_HMAC_MIN || len > SIGNING_HMAC_MAX) {
+        snprintf(error, error_size, "%s: HMAC key is %zu bytes; HS256 needs %d to %d", path, len,
+                 SIGNING_HMAC_MIN, SIGNING_HMAC_MAX);
+        goto done;
+    }
+    key->alg = JWS_ALG_HS256;
+    key->has_private = true;
+    memcpy(key->hmac, file, len);
+    key->hmac_len = len;
+    if (kid != NULL && kid[0] != '\0') {
+        if (set_configured_kid(key, path, kid, error, error_size) != TK_OK) {
+            goto done;
+        }
+    } else {
+        uint8_t mac[EVP_MAX_MD_SIZE];
+        size_t mac_len = 0;
+        char encoded[BASE64URL_ENCODED_SIZE(EVP_MAX_MD_SIZE)];
+        if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key->hmac, key->hmac_len,
+                      (const unsigned char *)HMAC_KID_INPUT, strlen(HMAC_KID_INPUT), mac,
+                      sizeof(mac), &mac_len) == NULL ||
+            base64url_encode(mac, mac_len, encoded, sizeof(encoded)) < HMAC_KID_LENGTH) {
+            snprintf(error, error_size, "%s: cannot derive the key id", path);
+            goto done;
+        }
+        memcpy(key->kid, encoded, HMAC_KID_LENGTH);
+        key->kid[HMAC_KID_LENGTH] = '\0';
+    }
+    rc = TK_OK;
+done:
+    free_key_file(file, HMAC_FILE_MAX);
+    ERR_clear_error();
+    if (rc != TK_OK) {
+        signing_key_free(key);
+    }
+    return rc;
+}
+
+/* DER ECDSA-Sig-Value -> the fixed-size R||S form JWS uses (RFC 7518 3.4). */
+static int ecdsa_der_to_raw(const uint8_t *der, size_t der_len, uint8_t raw[ES256_SIG_SIZE])
+{
+    int rc = TK_ERROR;
+    const unsigned char *cursor = der;
+    ECDSA_SIG *sig = d2i_ECDSA_SIG(NULL, &cursor, (long)der_len);
+    if (sig == NULL) {
+        goto done;
+    }
+    const BIGNUM *r = NULL;
+    const BIGNUM *s = NULL;
+    ECDSA_SIG_get0(sig, &r, &s);
+    if (BN_bn2binpad(r, raw, EC_COORD_SIZE) != EC_COORD_SIZE ||
+        BN_bn2binpad(s, raw + EC_COORD_SIZE, EC_COORD_SIZE) != EC_COORD_SIZE) {
+        goto done;
+    }
+    rc = ES256_SIG_SIZE;
+done:
+    ECDSA_SIG_free(sig);
+    return rc;
+}
+
+int signing_key_sign(const struct signing_key *key, const uint8_t *data, size_t len,
+                     uint8_t sig[SIGNING_MAX_SIG])
+{
+    if (!key->has_private) {
+        return TK_ERROR;
+    }
+    if (key->alg == JWS_ALG_HS256) {
+        size_t mac_len = 0;
+        if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key->hmac, key->hmac_len, data, len, sig,
+                      SIGNING_MAX_SIG, &mac_len) == NULL) {
+            ERR_clear_error();
+            return TK_ERROR;
+        }
+        return (int)mac_len;
+    }
+
+    int rc = TK_ERROR;
+    /* A fresh context per call keeps the key immutable and free of hidden
+     * state. Measured (OpenSSL 3.0, 2 cores): new+init+free ~2.5 us of an
+     * ES256 signature's ~23 us; copying a prepared context would save most
+     * of that but needs a field in struct signing_key. */
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    uint8_t der[ES256_DER_MAX];
+    uint8_t *target = key->alg == JWS_ALG_ES256 ? der : sig;
+    size_t sig_len = key->alg == JWS_ALG_ES256 ? sizeof(der) : SIGNING_MAX_SIG;
+    if (ctx == NULL || key->pkey == NULL) {
+        goto done;
+    }
+    /* RSA defaults to PKCS#1 v1.5 padding, which is what RS256 means. */
+    if (EVP_DigestSignInit_ex(ctx, NULL, "SHA256", NULL, NULL, key->pkey, NULL) != 1 ||
+        EVP_DigestSign(ctx, target, &sig_len, data, len) != 1) {
+        goto done;
+    }
+    if (key->alg == JWS_ALG_ES256) {
+        rc = ecdsa_der_to_raw(der, sig_len, sig);
+    } else if (sig_len <= SIGNING_MAX_SIG) {
+        rc = (int)sig_len;
+    }
+done:
+    EVP_MD_CTX_free(ctx);
+    if (rc < 0) {
+        ERR_clear_error();
+    }
+    return rc;
+}
+
+int signing_key_append_jwk(const struct signing_key *key, struct buffer *out)
+{
+    if (key->alg == JWS_ALG_HS256) {
+        return TK_DECLINED;
+    }
+    int rc = TK_ERROR;
+    struct public_parts *parts = OPENSSL_malloc(sizeof(*parts));
+    if (parts == NULL || get_public_parts(key, parts) != TK_OK) {
+        goto done;
+    }
+    if (key->alg == JWS_ALG_ES256) {
+        buffer_append_str(out, "{\"kty\":\"EC\",\"crv\":\"P-256\"");
+        append_member(out, ",\"x\":", parts->first, parts->first_len);
+        append_member(out, ",\"y\":", parts->second, parts->second_len);
+    } else {
+        buffer_append_str(out, "{\"kty\":\"RSA\"");
+        append_member(out, ",\"n\":", parts->first, parts->first_len);
+        append_member(out, ",\"e\":", parts->second, parts->second_len);
+    }
+    buffer_append_str(out, ",\"kid\":");
+    buffer_append_json_string(out, key->kid);
+    buffer_append_str(out, ",\"alg\":\"");
+    buffer_append_str(out, jws_alg_name(key->alg));
+    buffer_append_str(out, "\",\"use\":\"sig\"}");
+    rc = buffer_failed(out) ? TK_ERROR : TK_OK;
+done:
+    OPENSSL_free(parts);
+    ERR_clear_error();
+    return rc;
+}
+
+/* Writes `data` to a new file at `path` with mode 0600. O_EXCL: never
+ * replaces anything; the mode is set at creation, so the file is never
+ * more open than 0600 (umask can only narrow it). Removes the file if the
+ * write fails half way. */
+static int write_new_secret_file(const char *path, const void *data, size_t len, char *error,
+                                 size_t error_size)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0) {
+        snprintf(error, error_size, "%s: cannot create: %s", path, strerror(errno));
+        return TK_ERROR;
+    }
+    const uint8_t *cursor = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t written = write(fd, cursor, left);
+        if (written < 0 && errno == EINTR) {
+            continue;
+        }
+        if (written <= 0) {
+            snprintf(error, error_size, "%s: cannot write: %s", path,
+                     written < 0 ? strerror(errno) : "short write");
+            goto fail;
+        }
+        cursor += written;
+        left -= (size_t)written;
+    }
+    if (fsync(fd) != 0) {
+        snprintf(error, error_size, "%s: cannot sync: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        snprintf(error, error_size, "%s: cannot close: %s", path, strerror(errno));
+        goto fail;
+    }
+    return TK_OK;
+fail:
+    if (fd >= 0) {
+        close(fd);
+    }
+    unlink(path);
+    return TK_ERROR;
+}
+
+static int generate_hmac_file(const char *path, char *error, size_t error_size)
+{
+    int rc = TK_ERROR;
+    uint8_t raw[GENERATED_HS_SIZE];
+    char text[BASE64URL_ENCODED_SIZE(GENERATED_HS_SIZE) + 1];
+    int text_len = -1;
+    if (RAND_bytes(raw, sizeof(raw)) == 1) {
+        text_len = base64url_encode(raw, sizeof(raw), text, sizeof(text) - 1);
+    }
+    if (text_len < 0) {
+        snprintf(error, error_size, "%s: cannot generate random key bytes", path);
+        goto done;
+    }
+    text[text_len] = '\n';
+    rc = write_new_secret_file(path, text, (size_t)text_len + 1, error, error_size);
+done:
+    OPENSSL_cleanse(raw, sizeof(raw));
+    OPENSSL_cleanse(text, sizeof(text));
+    ERR_clear_error();
+    return rc;
+}
+
+/* RS256 keys are generated with 2048 bits: the size RS256 deployments
+ * commonly use and every verifier accepts; a 3072-bit key signs about three
+ * times slower. Operators wanting more can bring their own key (up to 4096). */
+int signing_key_generate(enum jws_alg alg, const char *path, char *error, size_t error_size)
+{
+    int rc = TK_ERROR;
+    EVP_PKEY *pkey = NULL;
+    BIO *bio = NULL;
+
+    if (alg == JWS_ALG_HS256) {
+        return generate_hmac_file(path, error, error_size);
+    }
+    if (alg == JWS_ALG_ES256) {
+        pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    } else if (alg == JWS_ALG_RS256) {
+        pkey = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)RSA_GENERATE_BITS);
+    } else {
+        snprintf(error, error_size, "%s: unknown algorithm", path);
+        goto done;
+    }
+    if (pkey == NULL) {
+        snprintf(error, error_size, "%s: cannot generate a %s key", path, jws_alg_name(alg));
+        goto done;
+    }
+    /* A memory BIO wipes its storage when freed (BUF_MEM_free). */
+    bio = BIO_new(BIO_s_mem());
+    if (bio == NULL || PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL) != 1) {
+        snprintf(error, error_size, "%s: cannot encode the key as PKCS#8 PEM", path);
+        goto done;
+    }
+    char *pem = NULL;
+    long pem_len = BIO_get_mem_data(bio, &pem);
+    if (pem_len <= 0) {
+        snprintf(error, error_size, "%s: cannot encode the key as PKCS#8 PEM", path);
+        goto done;
+    }
+    rc = write_new_secret_file(path, pem, (size_t)pem_len, error, error_size);
+done:
+    BIO_free(bio);
+    EVP_PKEY_free(pkey);
+    ERR_clear_error();
+    return rc;
+}
