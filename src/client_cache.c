@@ -44,6 +44,7 @@
 #include <openssl/rand.h>
 
 #include "tokend/client_cache.h"
+#include "tokend/monotonic_clock.h"
 #include "tokend/logging.h"
 #include "tokend/siphash.h"
 #include "tokend/status.h"
@@ -84,9 +85,7 @@ struct client_cache {
 static int64_t monotonic_clock_ms(void *context)
 {
     (void)context;
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    return monotonic_ms();
 }
 
 static int64_t cache_now_ms(const struct client_cache *cache)

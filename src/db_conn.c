@@ -28,6 +28,7 @@
 
 #include "tokend/db_conn.h"
 #include "tokend/logging.h"
+#include "tokend/monotonic_clock.h"
 #include "tokend/status.h"
 
 #define DB_MAX_PREPARED 16
@@ -43,13 +44,6 @@ struct db_conn {
     const char *prepared[DB_MAX_PREPARED]; /* statement names (static strings) */
     int prepared_count;
 };
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
 
 struct db_conn *db_conn_create(const char *conninfo, const char *password, int timeout_ms,
                                int retry_interval_ms)

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "tokend/logging.h"
+#include "tokend/monotonic_clock.h"
 #include "tokend/master.h"
 #include "tokend/status.h"
 #include "tokend/worker.h"
@@ -51,13 +52,6 @@ struct master_state {
     int slot_count;
     sigset_t handled;
 };
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
 
 static void spawn_worker(struct master_state *master, struct worker_slot *slot)
 {

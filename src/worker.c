@@ -26,6 +26,7 @@
 #include "tokend/fcgi_transport.h"
 #include "tokend/handler_context.h"
 #include "tokend/logging.h"
+#include "tokend/monotonic_clock.h"
 #include "tokend/router.h"
 #include "tokend/status.h"
 #include "tokend/worker.h"
@@ -43,13 +44,6 @@ struct worker_state {
     int64_t next_sweep_ms;
     int64_t sweep_interval_ms;
 };
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
 
 static void handle_request(void *context, const struct http_request *req,
                            struct http_response *resp)
