@@ -17,28 +17,29 @@
  * Ownership: every string in the config is a heap copy owned by the config
  * and freed by config_free; a string is replaced by freeing the old copy. The
  * database password is the only secret the config holds: it is read from
- * database_password_file (at most CONFIG_SECRET_FILE_MAX bytes, regular files
- * only, opened non-blocking so a FIFO or a device can never stall the parse)
- * and wiped before it is freed, as is every buffer it passed through.
+ * database_password_file (at most CONFIG_SECRET_FILE_MAX bytes, no NUL byte)
+ * and wiped before it is freed, as is every buffer it passed through. Both
+ * that file and the config file itself (at most CONFIG_FILE_MAX bytes) are
+ * read with file_read_all: regular files only, opened non-blocking so a FIFO
+ * or a device can never stall the parse; its "PATH: reason" messages are
+ * passed on as they are.
  *
  * Failure: on TK_INVALID or TK_ERROR the config may be partly updated but is
  * always consistent enough for config_free; callers discard it.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/un.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "tokend/config.h"
+#include "tokend/shm_segment.h"
+#include "tokend/file_read.h"
 #include "tokend/status.h"
 
 #define CONFIG_LINE_MAX        4096
@@ -78,6 +79,7 @@ struct config_key {
 };
 
 static const char *check_listen(const char *value);
+static const char *check_shm_name(const char *value);
 static const char *check_token_typ(const char *value);
 static const char *check_signing_alg(const char *value);
 static const char *check_kid(const char *value);
@@ -109,6 +111,15 @@ static const struct config_key config_keys[] = {
     {"db_retry_interval_ms", KIND_DURATION_INT_MS, FIELD(db_retry_interval_ms), 0, 60 * MS_PER_S, 1,
      NULL},
     {"secret_hash_iterations", KIND_UINT, FIELD(secret_hash_iterations), 1000, 10000000, 0, NULL},
+    {"shm_name", KIND_STRING, FIELD(shm_name), 0, 0, 0, check_shm_name},
+    {"queue_capacity", KIND_INT, FIELD(queue_capacity), TOKEN_QUEUE_MIN_CAPACITY,
+     TOKEN_QUEUE_MAX_CAPACITY, 0, NULL},
+    {"queue_full_wait_ms", KIND_DURATION_INT_MS, FIELD(queue_full_wait_ms), 0, 10 * MS_PER_S, 1,
+     NULL},
+    {"flush_batch", KIND_INT, FIELD(flush_batch), 1, 100000, 0, NULL},
+    {"flush_interval_ms", KIND_DURATION_INT_MS, FIELD(flush_interval_ms), 10, 60 * MS_PER_S, 1,
+     NULL},
+    {"token_retention_days", KIND_INT, FIELD(token_retention_days), 1, 3650, 0, NULL},
     {"cache_ttl", KIND_DURATION_I64_S, FIELD(cache_ttl_s), MS_PER_S, MS_PER_D, MS_PER_S, NULL},
     {"cache_negative_ttl", KIND_DURATION_I64_S, FIELD(cache_negative_ttl_s), MS_PER_S, MS_PER_H,
      MS_PER_S, NULL},
@@ -262,6 +273,13 @@ int config_parse_duration_ms(const char *text, int64_t default_unit_ms, int64_t 
 
 /* ---- value checks of string keys ---- */
 
+static const char *check_shm_name(const char *value)
+{
+    return value[0] == '\0' || shm_segment_name_valid(value)
+               ? NULL
+               : "expected '/' followed by 1 to 199 of A-Z a-z 0-9 . _ -";
+}
+
 static const char *check_listen(const char *value)
 {
     static const char reason[] = "expected unix:/absolute/path or host:port";
@@ -339,76 +357,32 @@ static const char *check_verify_key_files(const char *value)
 /* ---- secret file ---- */
 
 /* Reads the password file at `path` into a new string (one trailing newline
- * stripped). Returns TK_OK, TK_INVALID with `reason`, or TK_ERROR (out of
- * memory). Every intermediate buffer is wiped. */
+ * stripped). Returns TK_OK, TK_INVALID with `reason` ("PATH: why"), or
+ * TK_ERROR (out of memory). Every intermediate buffer is wiped. */
 static int read_secret_file(const char *path, char **out, char *reason, size_t reason_size)
 {
-    int rc = TK_INVALID;
-    char *buffer = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) {
-        snprintf(reason, reason_size, "cannot read %s: %s", path, strerror(errno));
+    struct file_contents contents;
+    int rc = file_read_all(path, CONFIG_SECRET_FILE_MAX, &contents, reason, reason_size);
+    if (rc != TK_OK) {
         goto done;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        snprintf(reason, reason_size, "cannot read %s: %s", path, strerror(errno));
+    rc = TK_INVALID;
+    if (file_read_has_nul(&contents)) {
+        snprintf(reason, reason_size, "%s: contains a NUL byte", path);
         goto done;
     }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(reason, reason_size, "%s is not a regular file", path);
-        goto done;
-    }
-    buffer = malloc(CONFIG_SECRET_FILE_MAX + 1);
-    if (buffer == NULL) {
-        snprintf(reason, reason_size, "out of memory");
-        rc = TK_ERROR;
-        goto done;
-    }
-    size_t used = 0;
-    while (used <= CONFIG_SECRET_FILE_MAX) {
-        ssize_t got = read(fd, buffer + used, CONFIG_SECRET_FILE_MAX + 1 - used);
-        if (got < 0 && errno == EINTR) {
-            continue;
-        }
-        if (got < 0) {
-            snprintf(reason, reason_size, "cannot read %s: %s", path, strerror(errno));
-            goto done;
-        }
-        if (got == 0) {
-            break;
-        }
-        used += (size_t)got;
-    }
-    if (used > CONFIG_SECRET_FILE_MAX) {
-        snprintf(reason, reason_size, "%s is larger than 64 KiB", path);
-        goto done;
-    }
-    if (memchr(buffer, '\0', used) != NULL) {
-        snprintf(reason, reason_size, "%s contains a NUL byte", path);
-        goto done;
-    }
-    if (used > 0 && buffer[used - 1] == '\n') {
-        used--;
-    }
-    char *secret = malloc(used + 1);
+    file_read_strip_newline(&contents);
+    char *secret = malloc(contents.len + 1);
     if (secret == NULL) {
-        snprintf(reason, reason_size, "out of memory");
+        snprintf(reason, reason_size, "%s: out of memory", path);
         rc = TK_ERROR;
         goto done;
     }
-    memcpy(secret, buffer, used);
-    secret[used] = '\0';
+    memcpy(secret, contents.data, contents.len + 1);
     *out = secret;
     rc = TK_OK;
 done:
-    if (buffer != NULL) {
-        OPENSSL_cleanse(buffer, CONFIG_SECRET_FILE_MAX + 1);
-        free(buffer);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
+    file_read_free(&contents);
     return rc;
 }
 
@@ -636,6 +610,11 @@ int config_init_defaults(struct tokend_config *config)
     config->cache_negative_ttl_s = 30;
     config->cache_max_entries = 5000;
     config->cache_sweep_interval_s = 60;
+    config->queue_capacity = 65536;
+    config->queue_full_wait_ms = 50;
+    config->flush_batch = 1000;
+    config->flush_interval_ms = 1000;
+    config->token_retention_days = 30;
 
     const struct {
         char **field;
@@ -643,6 +622,7 @@ int config_init_defaults(struct tokend_config *config)
     } strings[] = {
         {&config->path, ""},
         {&config->listen, "unix:/run/tokend/tokend.sock"},
+        {&config->shm_name, ""},
         {&config->issuer, ""},
         {&config->default_audience, ""},
         {&config->token_typ, "at+jwt"},
@@ -697,68 +677,21 @@ int config_load_text(struct tokend_config *config, const char *text, size_t len,
 
 int config_load_file(struct tokend_config *config, const char *path, char error[CONFIG_ERROR_SIZE])
 {
-    int rc = TK_ERROR;
-    char *text = NULL;
-    size_t capacity = 8192, used = 0;
+    struct file_contents text;
 
     error[0] = '\0';
     if (replace_string(&config->path, path) != TK_OK) {
         snprintf(error, CONFIG_ERROR_SIZE, "%s: out of memory", path);
         return TK_ERROR;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        snprintf(error, CONFIG_ERROR_SIZE, "%s: cannot read: %s", path, strerror(errno));
-        goto done;
+    /* Any file that cannot be read in full is TK_ERROR, as config.h says;
+     * TK_INVALID is kept for what the text says. */
+    if (file_read_all(path, CONFIG_FILE_MAX, &text, error, CONFIG_ERROR_SIZE) != TK_OK) {
+        return TK_ERROR;
     }
-    text = malloc(capacity);
-    if (text == NULL) {
-        snprintf(error, CONFIG_ERROR_SIZE, "%s: out of memory", path);
-        goto done;
-    }
-    for (;;) {
-        if (used == capacity) {
-            if (capacity > CONFIG_FILE_MAX) {
-                snprintf(error, CONFIG_ERROR_SIZE, "%s: larger than 1 MiB", path);
-                rc = TK_INVALID;
-                goto done;
-            }
-            char *bigger = realloc(text, capacity * 2);
-            if (bigger == NULL) {
-                snprintf(error, CONFIG_ERROR_SIZE, "%s: out of memory", path);
-                goto done;
-            }
-            text = bigger;
-            capacity *= 2;
-        }
-        ssize_t got = read(fd, text + used, capacity - used);
-        if (got < 0 && errno == EINTR) {
-            continue;
-        }
-        if (got < 0) {
-            snprintf(error, CONFIG_ERROR_SIZE, "%s: cannot read: %s", path, strerror(errno));
-            goto done;
-        }
-        if (got == 0) {
-            break;
-        }
-        used += (size_t)got;
-    }
-    if (used > CONFIG_FILE_MAX) {
-        snprintf(error, CONFIG_ERROR_SIZE, "%s: larger than 1 MiB", path);
-        rc = TK_INVALID;
-        goto done;
-    }
-    rc = config_load_text(config, text, used, path, error);
-done:
-    if (text != NULL) {
-        /* database_url may carry a password. */
-        OPENSSL_cleanse(text, capacity);
-        free(text);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
+    int rc = config_load_text(config, text.data, text.len, path, error);
+    /* Wiped: database_url may carry a password. */
+    file_read_free(&text);
     return rc;
 }
 
@@ -821,6 +754,10 @@ int config_check_server(const struct tokend_config *config, char error[CONFIG_ER
     if (config->token_typ == NULL || check_token_typ(config->token_typ) != NULL) {
         return server_error(config, error, "token_typ", "must be at+jwt or JWT");
     }
+    if (!token_queue_capacity_valid((uint64_t)config->queue_capacity)) {
+        return server_error(config, error, "queue_capacity",
+                            "must be a power of two from 16 to 16777216");
+    }
     return TK_OK;
 }
 
@@ -839,6 +776,7 @@ void config_free(struct tokend_config *config)
         &config->hmac_key_file,
         &config->verify_key_files,
         &config->database_url,
+        &config->shm_name,
     };
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
         free(*strings[i]);

@@ -43,6 +43,7 @@ struct db_conn {
     bool outage_logged;
     const char *prepared[DB_MAX_PREPARED]; /* statement names (static strings) */
     int prepared_count;
+    unsigned long generation; /* connections made so far */
 };
 
 struct db_conn *db_conn_create(const char *conninfo, const char *password, int timeout_ms,
@@ -126,7 +127,10 @@ static int connect_with_deadline(struct db_conn *conn, int64_t deadline_ms)
     PostgresPollingStatusType state = PGRES_POLLING_WRITING;
     for (;;) {
         if (state == PGRES_POLLING_OK) {
-            return TK_OK;
+            /* Non-blocking sends too: a full socket buffer waits in
+             * poll(2) under the deadline instead of blocking. */
+            conn->generation++;
+            return PQsetnonblocking(conn->pg, 1) == 0 ? TK_OK : TK_UNAVAILABLE;
         }
         if (state == PGRES_POLLING_FAILED) {
             return TK_UNAVAILABLE;
@@ -203,67 +207,177 @@ static void note_failure(struct db_conn *conn, const char *what)
     conn->down_until_ms = monotonic_ms() + conn->retry_interval_ms;
 }
 
+/* Connects when there is no usable connection. Returns TK_OK, or
+ * TK_UNAVAILABLE (during the retry pause, or the connect failed: logged). */
+static int ensure_connected(struct db_conn *conn, int64_t now, int64_t deadline)
+{
+    if (conn->pg != NULL && PQstatus(conn->pg) == CONNECTION_OK) {
+        return TK_OK;
+    }
+    if (conn->pg == NULL && now < conn->down_until_ms) {
+        return TK_UNAVAILABLE;
+    }
+    db_conn_close(conn);
+    if (connect_with_deadline(conn, deadline) != TK_OK) {
+        note_failure(conn, monotonic_ms() >= deadline ? "connect timed out" : "connect");
+        return TK_UNAVAILABLE;
+    }
+    return TK_OK;
+}
+
+static void note_success(struct db_conn *conn)
+{
+    if (conn->outage_logged) {
+        log_info("database reachable again");
+        conn->outage_logged = false;
+    }
+}
+
+/* Collects the result of the command just sent and sorts it into the
+ * closed set of outcomes; `what` names the command in log lines. */
+static int finish_command(struct db_conn *conn, int64_t deadline, const char *what,
+                          PGresult **result)
+{
+    PGresult *res = NULL;
+    int rc = collect_result(conn->pg, deadline, &res);
+    if (rc == TK_UNAVAILABLE) {
+        PQclear(res);
+        note_failure(conn, monotonic_ms() >= deadline ? "timed out" : what);
+        return TK_UNAVAILABLE;
+    }
+    if (rc == TK_ERROR) {
+        log_error("database: %s failed: %s", what, PQresultErrorMessage(res));
+        PQclear(res);
+        return TK_ERROR;
+    }
+    note_success(conn);
+    if (result != NULL) {
+        *result = res;
+    } else {
+        PQclear(res);
+    }
+    return TK_OK;
+}
+
 int db_conn_query(struct db_conn *conn, const char *statement_name, const char *sql,
                   int param_count, const char *const *params, PGresult **result)
 {
     *result = NULL;
     int64_t now = monotonic_ms();
-    if (conn->pg == NULL && now < conn->down_until_ms) {
+    int64_t deadline = now + conn->timeout_ms;
+    if (ensure_connected(conn, now, deadline) != TK_OK) {
         return TK_UNAVAILABLE;
     }
-    int64_t deadline = now + conn->timeout_ms;
-    PGresult *res = NULL;
-    int rc;
-    const char *step = "connect";
-    if (conn->pg == NULL || PQstatus(conn->pg) != CONNECTION_OK) {
-        db_conn_close(conn);
-        if (connect_with_deadline(conn, deadline) != TK_OK) {
-            goto unavailable;
-        }
-    }
     if (!is_prepared(conn, statement_name)) {
-        step = "prepare";
         if (!PQsendPrepare(conn->pg, statement_name, sql, param_count, NULL)) {
-            goto unavailable;
+            note_failure(conn, "prepare");
+            return TK_UNAVAILABLE;
         }
-        rc = collect_result(conn->pg, deadline, &res);
-        if (rc == TK_UNAVAILABLE) {
-            goto unavailable;
+        int rc = finish_command(conn, deadline, statement_name, NULL);
+        if (rc != TK_OK) {
+            return rc;
         }
-        if (rc == TK_ERROR) {
-            log_error("database: preparing %s failed: %s", statement_name,
-                      PQresultErrorMessage(res));
-            PQclear(res);
-            return TK_ERROR;
-        }
-        PQclear(res);
-        res = NULL;
         if (conn->prepared_count < DB_MAX_PREPARED) {
             conn->prepared[conn->prepared_count++] = statement_name;
         }
     }
-    step = "query";
     if (!PQsendQueryPrepared(conn->pg, statement_name, param_count, params, NULL, NULL, 0)) {
+        note_failure(conn, "query");
+        return TK_UNAVAILABLE;
+    }
+    return finish_command(conn, deadline, statement_name, result);
+}
+
+int db_conn_exec(struct db_conn *conn, const char *sql, PGresult **result)
+{
+    if (result != NULL) {
+        *result = NULL;
+    }
+    int64_t now = monotonic_ms();
+    int64_t deadline = now + conn->timeout_ms;
+    if (ensure_connected(conn, now, deadline) != TK_OK) {
+        return TK_UNAVAILABLE;
+    }
+    if (!PQsendQuery(conn->pg, sql)) {
+        note_failure(conn, "send");
+        return TK_UNAVAILABLE;
+    }
+    return finish_command(conn, deadline, "command", result);
+}
+
+int db_conn_copy_in(struct db_conn *conn, const char *copy_sql, const char *data, size_t len)
+{
+    int64_t now = monotonic_ms();
+    int64_t deadline = now + conn->timeout_ms;
+    if (ensure_connected(conn, now, deadline) != TK_OK) {
+        return TK_UNAVAILABLE;
+    }
+    PGconn *pg = conn->pg;
+    if (!PQsendQuery(pg, copy_sql)) {
         goto unavailable;
     }
-    rc = collect_result(conn->pg, deadline, &res);
-    if (rc == TK_UNAVAILABLE) {
-        goto unavailable;
+    /* Wait for the server to enter COPY IN. */
+    for (;;) {
+        if (PQflush(pg) < 0) {
+            goto unavailable;
+        }
+        if (!PQisBusy(pg)) {
+            break;
+        }
+        if (wait_socket(pg, POLLIN, deadline) != TK_OK || PQconsumeInput(pg) == 0) {
+            goto unavailable;
+        }
     }
-    if (rc == TK_ERROR) {
-        log_error("database: %s failed: %s", statement_name, PQresultErrorMessage(res));
-        PQclear(res);
+    PGresult *start = PQgetResult(pg);
+    ExecStatusType status = start != NULL ? PQresultStatus(start) : PGRES_FATAL_ERROR;
+    if (status != PGRES_COPY_IN) {
+        bool answered = start != NULL;
+        if (answered) {
+            log_error("database: COPY refused: %s", PQresultErrorMessage(start));
+        }
+        PQclear(start);
+        /* drain the rest of this command's results */
+        PGresult *rest;
+        while ((rest = PQgetResult(pg)) != NULL) {
+            PQclear(rest);
+        }
+        if (!answered || PQstatus(pg) != CONNECTION_OK) {
+            goto unavailable;
+        }
         return TK_ERROR;
     }
-    if (conn->outage_logged) {
-        log_info("database reachable again");
-        conn->outage_logged = false;
+    PQclear(start);
+    size_t sent = 0;
+    while (sent < len) {
+        size_t chunk = len - sent > 65536 ? 65536 : len - sent;
+        int put = PQputCopyData(pg, data + sent, (int)chunk);
+        if (put < 0) {
+            goto unavailable;
+        }
+        if (put == 0) {
+            if (wait_socket(pg, POLLOUT, deadline) != TK_OK) {
+                goto unavailable;
+            }
+            continue;
+        }
+        sent += chunk;
     }
-    *result = res;
-    return TK_OK;
-
+    int ended;
+    while ((ended = PQputCopyEnd(pg, NULL)) == 0) {
+        if (wait_socket(pg, POLLOUT, deadline) != TK_OK) {
+            goto unavailable;
+        }
+    }
+    if (ended < 0) {
+        goto unavailable;
+    }
+    return finish_command(conn, deadline, "COPY", NULL);
 unavailable:
-    PQclear(res);
-    note_failure(conn, monotonic_ms() >= deadline ? "timed out" : step);
+    note_failure(conn, monotonic_ms() >= deadline ? "timed out" : "COPY");
     return TK_UNAVAILABLE;
+}
+
+unsigned long db_conn_generation(const struct db_conn *conn)
+{
+    return conn->generation;
 }

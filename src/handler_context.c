@@ -17,13 +17,15 @@ static int64_t wall_clock_s(void)
 }
 
 int handler_context_init(struct handler_context *ctx, const struct tokend_config *config,
-                         const struct key_set *keys, struct client_cache *cache, struct db_conn *db)
+                         const struct key_set *keys, struct client_cache *cache, struct db_conn *db,
+                         struct token_queue *queue)
 {
     memset(ctx, 0, sizeof(*ctx));
     ctx->config = config;
     ctx->keys = keys;
     ctx->cache = cache;
     ctx->db = db;
+    ctx->queue = queue;
     ctx->now_s = wall_clock_s;
     ctx->default_audience =
         config->default_audience[0] != '\0' ? config->default_audience : config->issuer;

@@ -53,9 +53,10 @@ void log_message(enum log_level level, const char *fmt, ...)
     struct tm utc;
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &utc);
-    int prefix = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02dZ %s[%d] %s: ",
-                          utc.tm_year + 1900, utc.tm_mon + 1, utc.tm_mday, utc.tm_hour,
-                          utc.tm_min, utc.tm_sec, log_program, (int)getpid(), level_names[level]);
+    int prefix = snprintf(line, sizeof(line),
+                          "%04d-%02d-%02dT%02d:%02d:%02dZ %s[%d] %s: ", utc.tm_year + 1900,
+                          utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                          log_program, (int)getpid(), level_names[level]);
     if (prefix < 0) {
         return;
     }

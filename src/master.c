@@ -1,23 +1,30 @@
 /*
  * master.c - the supervisor process.
  *
- * It forks `workers` children, then sleeps in sigtimedwait with every signal
- * it cares about blocked, so signal handling is plain sequential code:
+ * It forks the flusher and `workers` workers, then sleeps in sigtimedwait
+ * with every signal it cares about blocked, so signal handling is plain
+ * sequential code:
  *
- *   SIGCHLD  reap; a worker that died is restarted. If it lived less than a
- *            second the restart waits (100 ms, doubling to 10 s) so a worker
+ *   SIGCHLD  reap; a child that died is restarted. If it lived less than a
+ *            second the restart waits (100 ms, doubling to 10 s) so a child
  *            that cannot start does not fork-loop; one that ran a while is
  *            replaced at once. Each death is one log line with pid and
  *            signal or exit status.
  *   SIGTERM, SIGINT
- *            graceful stop: SIGTERM to every worker (each finishes its
- *            request in flight and exits), wait up to shutdown_timeout, then
- *            SIGKILL what is left; remove the unix socket we created; exit 0.
+ *            graceful stop, in the order that loses nothing: SIGTERM to
+ *            every worker (each finishes its request in flight, and so its
+ *            enqueue, and exits), wait up to shutdown_timeout, SIGKILL what
+ *            is left; then SIGTERM to the flusher, which writes everything
+ *            still queued and exits, again within shutdown_timeout. If the
+ *            queue is empty at the end the shared-memory segment is
+ *            removed; otherwise it stays, says so, and the next start
+ *            flushes it. The unix socket we created is removed; exit 0.
  *   SIGHUP   logged and ignored for now (no reload yet).
  *
- * The master never serves requests and holds no per-request state, so its
- * own failure modes are few: fork failing is retried with the same backoff.
- * Workers inherit the listening socket and the loaded keys.
+ * The master never serves requests and takes no part in the queue protocol
+ * (it only reads the queue's depth to decide whether the segment may go).
+ * Children inherit the listening socket, the loaded keys and the mapping of
+ * the segment.
  */
 #include <errno.h>
 #include <signal.h>
@@ -27,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tokend/flusher.h"
 #include "tokend/logging.h"
 #include "tokend/monotonic_clock.h"
 #include "tokend/master.h"
@@ -37,7 +45,10 @@
 #define RESTART_BACKOFF_MAX_MS 10000
 #define HEALTHY_LIFETIME_MS    1000
 
+enum child_kind { CHILD_WORKER, CHILD_FLUSHER };
+
 struct worker_slot {
+    enum child_kind kind;
     pid_t pid; /* 0 when not running */
     int64_t started_ms;
     int64_t restart_at_ms;
@@ -47,8 +58,9 @@ struct worker_slot {
 struct master_state {
     const struct tokend_config *config;
     const struct key_set *keys;
+    struct shm_segment *segment;
     int listen_fd;
-    struct worker_slot *slots;
+    struct worker_slot *slots; /* slots[0] is the flusher, the rest workers */
     int slot_count;
     sigset_t handled;
 };
@@ -69,7 +81,12 @@ static void spawn_worker(struct master_state *master, struct worker_slot *slot)
         sigaddset(&unblock, SIGCHLD);
         sigaddset(&unblock, SIGHUP);
         sigprocmask(SIG_UNBLOCK, &unblock, NULL);
-        _exit(worker_main(master->config, master->keys, master->listen_fd));
+        if (slot->kind == CHILD_FLUSHER) {
+            close(master->listen_fd);
+            _exit(flusher_main(master->config, &master->segment->queue));
+        }
+        _exit(
+            worker_main(master->config, master->keys, master->listen_fd, &master->segment->queue));
     }
     slot->pid = pid;
     slot->started_ms = monotonic_ms();
@@ -113,75 +130,86 @@ static int reap_children(struct master_state *master, bool restart)
             slot->backoff_ms = 0;
         }
         slot->restart_at_ms = now + slot->backoff_ms;
+        const char *what = slot->kind == CHILD_FLUSHER ? "flusher" : "worker";
         if (WIFSIGNALED(status)) {
-            log_error("worker %d killed by signal %d (%s); restarting in %d ms", (int)pid,
+            log_error("%s %d killed by signal %d (%s); restarting in %d ms", what, (int)pid,
                       WTERMSIG(status), strsignal(WTERMSIG(status)), slot->backoff_ms);
         } else {
-            log_error("worker %d exited with status %d; restarting in %d ms", (int)pid,
+            log_error("%s %d exited with status %d; restarting in %d ms", what, (int)pid,
                       WEXITSTATUS(status), slot->backoff_ms);
         }
     }
     return reaped;
 }
 
-static int live_workers(const struct master_state *master)
+static int live_children(const struct master_state *master, enum child_kind kind)
 {
     int live = 0;
     for (int i = 0; i < master->slot_count; i++) {
-        live += master->slots[i].pid != 0;
+        live += master->slots[i].kind == kind && master->slots[i].pid != 0;
     }
     return live;
 }
 
-static void signal_workers(const struct master_state *master, int signo)
+static void signal_children(const struct master_state *master, enum child_kind kind, int signo)
 {
     for (int i = 0; i < master->slot_count; i++) {
-        if (master->slots[i].pid != 0) {
+        if (master->slots[i].kind == kind && master->slots[i].pid != 0) {
             kill(master->slots[i].pid, signo);
         }
     }
 }
 
-static void stop_workers(struct master_state *master)
+/* SIGTERM to every child of `kind`, then waits for them up to
+ * shutdown_timeout and kills what is left. Returns true when all of them
+ * stopped by themselves. */
+static bool stop_children(struct master_state *master, enum child_kind kind)
 {
-    signal_workers(master, SIGTERM);
+    const char *what = kind == CHILD_FLUSHER ? "flusher" : "worker(s)";
+    signal_children(master, kind, SIGTERM);
     int64_t deadline = monotonic_ms() + master->config->shutdown_timeout_ms;
     sigset_t child;
     sigemptyset(&child);
     sigaddset(&child, SIGCHLD);
-    while (live_workers(master) > 0) {
+    for (;;) {
         reap_children(master, false);
-        if (live_workers(master) == 0) {
-            break;
+        int live = live_children(master, kind);
+        if (live == 0) {
+            return true;
         }
         int64_t left = deadline - monotonic_ms();
         if (left <= 0) {
-            log_warn("%d worker(s) still busy after shutdown_timeout; killing them",
-                     live_workers(master));
-            signal_workers(master, SIGKILL);
+            log_warn("%d %s still busy after shutdown_timeout; killing", live, what);
+            signal_children(master, kind, SIGKILL);
             for (int i = 0; i < master->slot_count; i++) {
-                if (master->slots[i].pid != 0) {
+                if (master->slots[i].kind == kind && master->slots[i].pid != 0) {
                     waitpid(master->slots[i].pid, NULL, 0);
                     master->slots[i].pid = 0;
                 }
             }
-            break;
+            return false;
         }
         struct timespec wait = {.tv_sec = left / 1000, .tv_nsec = (left % 1000) * 1000000};
         sigtimedwait(&child, NULL, &wait);
     }
 }
 
-int master_run(const struct tokend_config *config, const struct key_set *keys, int listen_fd,
-               const char *unix_path_to_remove)
+int master_run(const struct tokend_config *config, const struct key_set *keys,
+               struct shm_segment *segment, int listen_fd, const char *unix_path_to_remove)
 {
-    struct master_state master = {.config = config, .keys = keys, .listen_fd = listen_fd};
+    struct master_state master = {
+        .config = config, .keys = keys, .segment = segment, .listen_fd = listen_fd};
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    master.slot_count = config->workers > 0 ? config->workers : (cpus > 0 ? (int)cpus : 1);
+    int workers = config->workers > 0 ? config->workers : (cpus > 0 ? (int)cpus : 1);
+    master.slot_count = workers + 1;
     master.slots = calloc((size_t)master.slot_count, sizeof(*master.slots));
     if (master.slots == NULL) {
         log_error("out of memory");
         return 1;
+    }
+    master.slots[0].kind = CHILD_FLUSHER;
+    for (int i = 1; i < master.slot_count; i++) {
+        master.slots[i].kind = CHILD_WORKER;
     }
     sigemptyset(&master.handled);
     sigaddset(&master.handled, SIGCHLD);
@@ -194,7 +222,7 @@ int master_run(const struct tokend_config *config, const struct key_set *keys, i
     for (int i = 0; i < master.slot_count; i++) {
         spawn_worker(&master, &master.slots[i]);
     }
-    log_info("started %d workers (pid %d is the master)", master.slot_count, (int)getpid());
+    log_info("started %d workers and the flusher (pid %d is the master)", workers, (int)getpid());
 
     for (;;) {
         int64_t now = monotonic_ms();
@@ -227,12 +255,21 @@ int master_run(const struct tokend_config *config, const struct key_set *keys, i
             log_warn("SIGHUP received; reloading is not supported yet, ignored");
         }
     }
-    stop_workers(&master);
+    stop_children(&master, CHILD_WORKER);
     close(listen_fd);
     if (unix_path_to_remove != NULL) {
         unlink(unix_path_to_remove);
     }
+    bool drained = stop_children(&master, CHILD_FLUSHER);
+    uint64_t left = token_queue_depth(&segment->queue);
+    if (drained && left == 0) {
+        shm_segment_unlink(segment->name);
+        log_info("stopped; every issued token is in the database");
+    } else {
+        log_warn("stopped with %llu token(s) still queued in shared memory segment %s; the "
+                 "next start writes them to the database",
+                 (unsigned long long)left, segment->name);
+    }
     free(master.slots);
-    log_info("stopped");
     return 0;
 }

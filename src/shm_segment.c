@@ -38,20 +38,28 @@ static size_t segment_size_for(uint64_t capacity)
     return header_region_size() + token_queue_region_size(capacity);
 }
 
-bool shm_segment_name_valid(const char *name)
+void shm_segment_name_for_listen(const char *listen, char out[SHM_SEGMENT_NAME_MAX + 1])
 {
-    size_t len = strlen(name);
-    if (len < 2 || len > SHM_SEGMENT_NAME_MAX || name[0] != '/') {
-        return false;
+    static const char prefix[] = "/tokend.";
+    const size_t keep = 120;                       /* characters of `listen` kept before hashing */
+    uint64_t hash = UINT64_C(1469598103934665603); /* FNV-1a: naming, not security */
+    size_t len = strlen(listen);
+    for (size_t i = 0; i < len; i++) {
+        hash = (hash ^ (unsigned char)listen[i]) * UINT64_C(1099511628211);
     }
-    for (size_t i = 1; i < len; i++) {
-        char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-')) {
-            return false;
-        }
+    size_t at = sizeof(prefix) - 1;
+    memcpy(out, prefix, at);
+    for (size_t i = 0; i < len && i < keep; i++) {
+        char c = listen[i];
+        bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '.' || c == '_' || c == '-';
+        out[at++] = plain ? c : '_';
     }
-    return true;
+    if (len > keep) {
+        at += (size_t)snprintf(out + at, SHM_SEGMENT_NAME_MAX + 1 - at, "-%016llx",
+                               (unsigned long long)hash);
+    }
+    out[at] = '\0';
 }
 
 static void format_segment(struct shm_segment *segment, uint64_t capacity)

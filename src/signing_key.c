@@ -20,8 +20,9 @@
  *   - has_private is true only when the file held a private key.
  *
  * Ownership: the struct owns pkey and the HMAC bytes; signing_key_free()
- * releases the key and wipes the bytes. Key file contents read into memory
- * are wiped (OPENSSL_clear_free / OPENSSL_cleanse) before they are freed.
+ * releases the key and wipes the bytes. Key files are read with
+ * file_read_all (regular files only, capped, the mode taken from fstat on
+ * the descriptor read), and their contents are wiped by file_read_free.
  *
  * Failure: the loaders either fill the whole struct and return TK_OK, or
  * leave it zeroed and return TK_INVALID with a message that names the file.
@@ -52,6 +53,7 @@
 
 #include "tokend/base64.h"
 #include "tokend/buffer.h"
+#include "tokend/file_read.h"
 #include "tokend/signing_key.h"
 #include "tokend/status.h"
 
@@ -123,77 +125,6 @@ static int refuse_passphrase(char *buf, int size, int rwflag, void *userdata)
     (void)rwflag;
     (void)userdata;
     return -1;
-}
-
-/* Opens `path` and reads at most `max` bytes of it into a new buffer (NUL
- * appended, not counted). Fills `mode` from fstat on the same descriptor,
- * so the mode checked is the mode of the bytes read. Returns TK_OK, or
- * TK_INVALID with `error`. The caller releases *out with free_key_file(). */
-static int read_key_file(const char *path, size_t max, uint8_t **out, size_t *out_len, mode_t *mode,
-                         char *error, size_t error_size)
-{
-    int rc = TK_INVALID;
-    uint8_t *data = NULL;
-    size_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        snprintf(error, error_size, "%s: cannot open: %s", path, strerror(errno));
-        goto done;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        snprintf(error, error_size, "%s: cannot stat: %s", path, strerror(errno));
-        goto done;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(error, error_size, "%s: not a regular file", path);
-        goto done;
-    }
-    data = OPENSSL_malloc(max + 2);
-    if (data == NULL) {
-        snprintf(error, error_size, "%s: out of memory", path);
-        goto done;
-    }
-    for (;;) {
-        ssize_t got = read(fd, data + len, max + 1 - len);
-        if (got < 0 && errno == EINTR) {
-            continue;
-        }
-        if (got < 0) {
-            snprintf(error, error_size, "%s: cannot read: %s", path, strerror(errno));
-            goto done;
-        }
-        if (got == 0) {
-            break;
-        }
-        len += (size_t)got;
-        if (len > max) {
-            snprintf(error, error_size, "%s: file is larger than %zu bytes", path, max);
-            goto done;
-        }
-    }
-    data[len] = '\0';
-    *out = data;
-    *out_len = len;
-    *mode = st.st_mode;
-    data = NULL;
-    rc = TK_OK;
-done:
-    if (data != NULL) {
-        OPENSSL_clear_free(data, max + 2);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    return rc;
-}
-
-/* Wipes and frees what read_key_file() returned for the same `max`. */
-static void free_key_file(uint8_t *data, size_t max)
-{
-    if (data != NULL) {
-        OPENSSL_clear_free(data, max + 2);
-    }
 }
 
 static bool secret_file_mode_ok(const char *path, mode_t mode, char *error, size_t error_size)
@@ -366,16 +297,15 @@ int signing_key_load_pem(struct signing_key *key, const char *path, enum jws_alg
                          const char *kid, bool require_private, char *error, size_t error_size)
 {
     int rc = TK_INVALID;
-    uint8_t *file = NULL;
-    size_t file_len = 0;
-    mode_t mode = 0;
+    struct file_contents file;
     BIO *bio = NULL;
 
     memset(key, 0, sizeof(*key));
-    if (read_key_file(path, KEY_FILE_MAX, &file, &file_len, &mode, error, error_size) != TK_OK) {
+    /* Out of memory is TK_INVALID too: this loader's contract knows no other. */
+    if (file_read_all(path, KEY_FILE_MAX, &file, error, error_size) != TK_OK) {
         goto done;
     }
-    bio = BIO_new_mem_buf(file, (int)file_len);
+    bio = BIO_new_mem_buf(file.data, (int)file.len);
     if (bio == NULL) {
         snprintf(error, error_size, "%s: out of memory", path);
         goto done;
@@ -392,7 +322,7 @@ int signing_key_load_pem(struct signing_key *key, const char *path, enum jws_alg
                  "%s: no usable PEM key found (unencrypted PKCS#8, SEC1, PKCS#1 or SPKI)", path);
         goto done;
     }
-    if (key->has_private && !secret_file_mode_ok(path, mode, error, error_size)) {
+    if (key->has_private && !secret_file_mode_ok(path, file.mode, error, error_size)) {
         goto done;
     }
     if (!key->has_private && require_private) {
@@ -418,7 +348,7 @@ int signing_key_load_pem(struct signing_key *key, const char *path, enum jws_alg
     rc = TK_OK;
 done:
     BIO_free(bio);
-    free_key_file(file, KEY_FILE_MAX);
+    file_read_free(&file);
     ERR_clear_error();
     if (rc != TK_OK) {
         signing_key_free(key);
@@ -430,32 +360,25 @@ int signing_key_load_hmac(struct signing_key *key, const char *path, const char 
                           size_t error_size)
 {
     int rc = TK_INVALID;
-    uint8_t *file = NULL;
-    size_t len = 0;
-    mode_t mode = 0;
+    struct file_contents file;
 
     memset(key, 0, sizeof(*key));
-    if (read_key_file(path, HMAC_FILE_MAX, &file, &len, &mode, error, error_size) != TK_OK) {
+    if (file_read_all(path, HMAC_FILE_MAX, &file, error, error_size) != TK_OK) {
         goto done;
     }
-    if (!secret_file_mode_ok(path, mode, error, error_size)) {
+    if (!secret_file_mode_ok(path, file.mode, error, error_size)) {
         goto done;
     }
-    if (len > 0 && file[len - 1] == '\n') {
-        len--;
-        if (len > 0 && file[len - 1] == '\r') {
-            len--;
-        }
-    }
-    if (len < SIGNING_HMAC_MIN || len > SIGNING_HMAC_MAX) {
-        snprintf(error, error_size, "%s: HMAC key is %zu bytes; HS256 needs %d to %d", path, len,
-                 SIGNING_HMAC_MIN, SIGNING_HMAC_MAX);
+    file_read_strip_line_ending(&file);
+    if (file.len < SIGNING_HMAC_MIN || file.len > SIGNING_HMAC_MAX) {
+        snprintf(error, error_size, "%s: HMAC key is %zu bytes; HS256 needs %d to %d", path,
+                 file.len, SIGNING_HMAC_MIN, SIGNING_HMAC_MAX);
         goto done;
     }
     key->alg = JWS_ALG_HS256;
     key->has_private = true;
-    memcpy(key->hmac, file, len);
-    key->hmac_len = len;
+    memcpy(key->hmac, file.data, file.len);
+    key->hmac_len = file.len;
     if (kid != NULL && kid[0] != '\0') {
         if (set_configured_kid(key, path, kid, error, error_size) != TK_OK) {
             goto done;
@@ -476,7 +399,7 @@ int signing_key_load_hmac(struct signing_key *key, const char *path, const char 
     }
     rc = TK_OK;
 done:
-    free_key_file(file, HMAC_FILE_MAX);
+    file_read_free(&file);
     ERR_clear_error();
     if (rc != TK_OK) {
         signing_key_free(key);

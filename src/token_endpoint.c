@@ -15,7 +15,11 @@
  *   6. scopes (requested ⊆ allowed, default when absent) and audience
  *      (`resource`, RFC 8707, or `audience`; must be one the client may
  *      ask for);
- *   7. the signed JWT and the JSON answer with Cache-Control: no-store.
+ *   7. the signed JWT, its record in the shared-memory token queue (the
+ *      flusher writes it to PostgreSQL), and only then the JSON answer
+ *      with Cache-Control: no-store. A token whose record could not be
+ *      queued (queue full for queue_full_wait_ms) is never handed out:
+ *      the client gets 503 temporarily_unavailable with Retry-After.
  *
  * Every failure is an RFC 6749 §5.2 JSON error. Descriptions never echo a
  * secret; they name the parameter at fault. Nothing is logged per request
@@ -34,6 +38,7 @@
 #include "tokend/secret_hash.h"
 #include "tokend/status.h"
 #include "tokend/token_endpoint.h"
+#include "tokend/token_queue.h"
 
 /* What authentication the request carried. */
 struct credentials {
@@ -55,12 +60,11 @@ static void invalid_client(struct http_response *resp, bool basic_tried)
     }
 }
 
-static void unavailable(struct http_response *resp, const struct handler_context *ctx)
+static void unavailable(struct http_response *resp, const char *description, int retry_ms)
 {
-    http_response_oauth_error(resp, 503, "temporarily_unavailable",
-                              "the client registry is unavailable, retry later");
+    http_response_oauth_error(resp, 503, "temporarily_unavailable", description);
     char seconds[16];
-    int retry_s = (ctx->config->db_retry_interval_ms + 999) / 1000;
+    int retry_s = (retry_ms + 999) / 1000;
     snprintf(seconds, sizeof(seconds), "%d", retry_s < 1 ? 1 : retry_s);
     http_response_add_header(resp, "Retry-After", seconds);
 }
@@ -173,7 +177,8 @@ static struct client_cache_entry *find_client(struct handler_context *ctx,
         return NULL;
     }
     if (rc != TK_OK) {
-        unavailable(resp, ctx);
+        unavailable(resp, "the client registry is unavailable, retry later",
+                    ctx->config->db_retry_interval_ms);
         return NULL;
     }
     if (client_cache_put(ctx->cache, &record, &entry) != TK_OK || entry == NULL) {
@@ -230,7 +235,34 @@ static const char *settle_audience(const struct handler_context *ctx,
     return requested;
 }
 
-/* Step 7: the token and the answer. */
+/* Step 7, the record: into the token queue before anything is answered.
+ * Returns false with the 503 answer filled when it could not be queued. */
+static bool record_token(struct handler_context *ctx, const struct jwt_claims *claims,
+                         struct http_response *resp)
+{
+    struct token_queue_claim claim;
+    int rc = token_queue_claim(ctx->queue, ctx->config->queue_full_wait_ms, &claim);
+    if (rc == TK_OK) {
+        struct token_record *record = claim.record;
+        /* Lengths were checked against the record's fields before signing. */
+        snprintf(record->jti, sizeof(record->jti), "%s", claims->jti);
+        snprintf(record->client_id, sizeof(record->client_id), "%s", claims->client_id);
+        snprintf(record->scope, sizeof(record->scope), "%s", claims->scope);
+        snprintf(record->audience, sizeof(record->audience), "%s", claims->aud);
+        record->issued_at_s = claims->iat;
+        record->expires_at_s = claims->exp;
+        record->worker_pid = (int32_t)ctx->queue->self_pid;
+        rc = token_queue_publish(ctx->queue, &claim);
+    }
+    if (rc != TK_OK) {
+        ctx->token_stats.queue_full++;
+        unavailable(resp, "tokens cannot be recorded right now, retry later", 1000);
+        return false;
+    }
+    return true;
+}
+
+/* Step 7: the token, its record and the answer. */
 static void issue_token(struct handler_context *ctx, const struct client_record *client,
                         const char *scope, const char *audience, struct http_response *resp)
 {
@@ -257,6 +289,10 @@ static void issue_token(struct handler_context *ctx, const struct client_record 
         http_response_oauth_error(resp, 500, "server_error", "could not sign the token");
         return;
     }
+    if (!record_token(ctx, &claims, resp)) {
+        return;
+    }
+    ctx->token_stats.issued++;
     resp->status = 200;
     struct buffer *body = &resp->body;
     buffer_reset(body);
@@ -364,6 +400,16 @@ void token_endpoint_handle(struct handler_context *ctx, const struct http_reques
     }
     const char *audience = settle_audience(ctx, client, requested_audience, req->arena, resp);
     if (audience == NULL) {
+        return;
+    }
+    /* Every issued token is recorded in a fixed-size queue record. */
+    if (strlen(granted) >= TOKEN_RECORD_SCOPE_SIZE) {
+        http_response_oauth_error(resp, 400, "invalid_scope",
+                                  "the granted scopes exceed 511 bytes; request fewer");
+        return;
+    }
+    if (strlen(audience) >= TOKEN_RECORD_AUDIENCE_SIZE) {
+        http_response_oauth_error(resp, 400, "invalid_target", "the audience exceeds 255 bytes");
         return;
     }
 

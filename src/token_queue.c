@@ -77,12 +77,6 @@ static inline pid_t owner_pid(uint64_t owner)
     return (pid_t)(uint32_t)(owner & 0xffffffffu);
 }
 
-bool token_queue_capacity_valid(uint64_t capacity)
-{
-    return capacity >= TOKEN_QUEUE_MIN_CAPACITY && capacity <= TOKEN_QUEUE_MAX_CAPACITY &&
-           (capacity & (capacity - 1)) == 0;
-}
-
 static size_t control_size(void)
 {
     return (sizeof(struct token_queue_control) + 63) & ~(size_t)63;
@@ -116,6 +110,12 @@ void token_queue_attach(struct token_queue *queue, void *region, uint64_t capaci
     queue->stall_position = UINT64_MAX;
     queue->stall_since_ms = 0;
     queue->stale_claim_ms = DEFAULT_STALE_CLAIM_MS;
+    queue->self_pid = getpid();
+}
+
+void token_queue_set_producer_pid(struct token_queue *queue, pid_t pid)
+{
+    queue->self_pid = pid;
 }
 
 static void advance_enqueue(struct token_queue *queue, uint64_t position)
@@ -127,7 +127,7 @@ static void advance_enqueue(struct token_queue *queue, uint64_t position)
 
 int token_queue_claim(struct token_queue *queue, int full_wait_ms, struct token_queue_claim *claim)
 {
-    const pid_t self = getpid();
+    const pid_t self = queue->self_pid;
     int64_t give_up_at_ms = -1;
     for (;;) {
         uint64_t position =

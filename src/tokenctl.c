@@ -1,6 +1,6 @@
 /*
  * tokenctl.c - the administration CLI: schema migrations, clients, signing
- * keys. See tokenctl(1).
+ * keys, the record of issued tokens. See tokenctl(1).
  *
  * Shape of a run: parse the whole command line (options may come before or
  * after the command words), find the command in `commands`, check that only
@@ -11,7 +11,9 @@
  * Output contract (scripts rely on it):
  * - stdout carries only the command's result: the new secret and a newline
  *   for `client add` / `client rotate-secret`, the table for `client list`,
- *   key: value lines for `client show`, one line per applied migration.
+ *   key: value lines for `client show`, one line per applied migration,
+ *   "dropped N partitions, deleted M rows" for `tokens purge`, the number
+ *   for `tokens count`.
  * - every failure is one line on stderr starting "tokenctl: ". Exit status
  *   is 0 on success, 1 on any failure, 2 for a malformed command line.
  *
@@ -41,6 +43,7 @@
 #include "tokend/secret_hash.h"
 #include "tokend/signing_key.h"
 #include "tokend/status.h"
+#include "tokend/token_partitions.h"
 
 #define EXIT_USAGE        2
 #define PARSE_CONTINUE    (-1) /* parse_cli: no exit status yet */
@@ -59,6 +62,8 @@ enum option_index {
     OPT_TTL,
     OPT_ALG,
     OPT_OUT,
+    OPT_BEFORE,
+    OPT_CLIENT,
     OPT_COUNT,
     OPT_HELP = OPT_COUNT,
     OPT_VERSION,
@@ -81,6 +86,8 @@ static const struct option long_options[] = {
     {"ttl", required_argument, NULL, LONG_BASE + OPT_TTL},
     {"alg", required_argument, NULL, LONG_BASE + OPT_ALG},
     {"out", required_argument, NULL, LONG_BASE + OPT_OUT},
+    {"before", required_argument, NULL, LONG_BASE + OPT_BEFORE},
+    {"client", required_argument, NULL, LONG_BASE + OPT_CLIENT},
     {"help", no_argument, NULL, LONG_BASE + OPT_HELP},
     {"version", no_argument, NULL, LONG_BASE + OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -102,6 +109,8 @@ struct context {
     PGconn *conn;
     char error[CLIENT_REGISTRY_ERROR_SIZE];
 };
+_Static_assert(CLIENT_REGISTRY_ERROR_SIZE >= TOKEN_PARTITIONS_ERROR_SIZE,
+               "context.error must hold every module's messages");
 
 struct command {
     const char *group; /* first word */
@@ -156,6 +165,9 @@ static void print_help(void)
           "  client disable ID | enable ID | delete ID\n"
           "  key generate --alg ES256|RS256|HS256 --out FILE\n"
           "                                    write a new signing key (mode 0600)\n"
+          "  tokens count [--client ID]        count the recorded tokens\n"
+          "  tokens purge --before YYYY-MM-DD  drop the token records of the days before\n"
+          "                                    that UTC date\n"
           "\n"
           "  -c, --config FILE   config file (default " DEFAULT_CONFIG ", if it exists)\n"
           "  --db URL            PostgreSQL URL (else $DATABASE_URL, else database_url)\n"
@@ -356,6 +368,15 @@ static int parse_ttl(const char *text, int64_t *ttl_s)
                     CLIENT_REGISTRY_TTL_MAX_S);
     }
     *ttl_s = atol(text);
+    return EXIT_SUCCESS;
+}
+
+/* Checks --before: a real calendar date, YYYY-MM-DD. */
+static int check_date(const char *date)
+{
+    if (!token_partitions_date_valid(date)) {
+        return fail("--before must be a calendar date written YYYY-MM-DD");
+    }
     return EXIT_SUCCESS;
 }
 
@@ -633,6 +654,45 @@ static int run_key_generate(struct context *ctx)
     return EXIT_SUCCESS;
 }
 
+static int run_tokens_count(struct context *ctx)
+{
+    const char *client_id = ctx->cli->values[OPT_CLIENT];
+    int64_t count;
+    if (client_id != NULL && check_client_id(client_id) != EXIT_SUCCESS) {
+        return EXIT_FAILURE;
+    }
+    int status = open_database(ctx);
+    if (status != EXIT_SUCCESS) {
+        return status;
+    }
+    if (token_partitions_count_tokens(ctx->conn, client_id, &count, ctx->error,
+                                      sizeof(ctx->error)) != TK_OK) {
+        return fail("%s", ctx->error);
+    }
+    printf("%lld\n", (long long)count);
+    return finish_stdout();
+}
+
+static int run_tokens_purge(struct context *ctx)
+{
+    const char *date = ctx->cli->values[OPT_BEFORE];
+    struct token_partitions_result result;
+    if (check_date(date) != EXIT_SUCCESS) {
+        return EXIT_FAILURE;
+    }
+    int status = open_database(ctx);
+    if (status != EXIT_SUCCESS) {
+        return status;
+    }
+    if (token_partitions_purge_before(ctx->conn, date, &result, ctx->error, sizeof(ctx->error)) !=
+        TK_OK) {
+        return fail("%s", ctx->error);
+    }
+    printf("dropped %d partitions, deleted %lld rows\n", result.dropped_partitions,
+           (long long)result.deleted_rows);
+    return finish_stdout();
+}
+
 /* ---- dispatch ---- */
 
 static const struct command commands[] = {
@@ -650,6 +710,8 @@ static const struct command commands[] = {
     {"client", "delete", true, 0, 0, run_client_delete},
     {"key", "generate", false, BIT(OPT_ALG) | BIT(OPT_OUT), BIT(OPT_ALG) | BIT(OPT_OUT),
      run_key_generate},
+    {"tokens", "count", false, BIT(OPT_CLIENT), 0, run_tokens_count},
+    {"tokens", "purge", false, BIT(OPT_BEFORE), BIT(OPT_BEFORE), run_tokens_purge},
 };
 
 /* Finds the command named by the operands and checks its options and

@@ -5,10 +5,11 @@
  *
  * Reads the configuration, loads the signing keys (once, before forking, so
  * every worker shares the parsed keys and a bad key stops the start with a
- * clear message), takes the FastCGI socket from fd 0 when a launcher such as
- * spawn-fcgi passed one there or binds `listen` itself, and hands over to
- * the master. With -t it only checks the configuration and keys, like
- * `nginx -t`, and exits 0 or 1.
+ * clear message), opens the shared-memory segment (creating it, or taking
+ * over one a crashed instance left with its queued tokens), takes the
+ * FastCGI socket from fd 0 when a launcher such as spawn-fcgi passed one
+ * there or binds `listen` itself, and hands over to the master. With -t it only checks the
+ * configuration and keys, like `nginx -t`, and exits 0 or 1.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "tokend/listen_socket.h"
 #include "tokend/logging.h"
 #include "tokend/master.h"
+#include "tokend/shm_segment.h"
 #include "tokend/status.h"
 
 static void usage(FILE *out)
@@ -95,6 +97,24 @@ int main(int argc, char **argv)
         goto done;
     }
 
+    char segment_name[SHM_SEGMENT_NAME_MAX + 1];
+    if (config.shm_name[0] != '\0') {
+        snprintf(segment_name, sizeof(segment_name), "%s", config.shm_name);
+    } else {
+        shm_segment_name_for_listen(config.listen, segment_name);
+    }
+    struct shm_segment segment;
+    if (shm_segment_open(&segment, segment_name, (uint64_t)config.queue_capacity, SHM_SEGMENT_OWN,
+                         error, sizeof(error)) != TK_OK) {
+        log_error("%s", error);
+        goto done;
+    }
+    if (!segment.created) {
+        log_warn("re-attached shared memory segment %s left by a previous run; its %llu queued "
+                 "token(s) will be written to the database",
+                 segment.name, (unsigned long long)token_queue_depth(&segment.queue));
+    }
+
     int listen_fd;
     const char *bound_path = NULL;
     if (listen_socket_inherited()) {
@@ -111,9 +131,11 @@ int main(int argc, char **argv)
     }
     if (listen_fd < 0) {
         log_error("%s", error);
+        shm_segment_close(&segment);
         goto done;
     }
-    status = master_run(&config, &keys, listen_fd, bound_path);
+    status = master_run(&config, &keys, &segment, listen_fd, bound_path);
+    shm_segment_close(&segment);
 done:
     key_set_free(&keys);
     config_free(&config);

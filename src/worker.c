@@ -62,7 +62,8 @@ static void between_requests(void *context)
     }
 }
 
-int worker_main(const struct tokend_config *config, const struct key_set *keys, int listen_fd)
+int worker_main(const struct tokend_config *config, const struct key_set *keys, int listen_fd,
+                struct token_queue *queue)
 {
     pid_t master = getppid();
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -83,6 +84,7 @@ int worker_main(const struct tokend_config *config, const struct key_set *keys, 
     sigdelset(&wait_mask, SIGTERM);
     sigdelset(&wait_mask, SIGINT);
 
+    token_queue_set_producer_pid(queue, getpid());
     int status = 1;
     struct client_cache_options cache_options = {
         .max_entries = (size_t)config->cache_max_entries,
@@ -94,7 +96,7 @@ int worker_main(const struct tokend_config *config, const struct key_set *keys, 
                                         config->db_timeout_ms, config->db_retry_interval_ms);
     struct worker_state *state = calloc(1, sizeof(*state));
     if (cache == NULL || db == NULL || state == NULL ||
-        handler_context_init(&state->handlers, config, keys, cache, db) != TK_OK) {
+        handler_context_init(&state->handlers, config, keys, cache, db, queue) != TK_OK) {
         log_error("worker start-up failed: out of memory");
         goto done;
     }

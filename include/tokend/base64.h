@@ -11,7 +11,7 @@
 
 /* Bytes needed to encode `len` bytes, including the terminating NUL. */
 #define BASE64_ENCODED_SIZE(len)    ((((len) + 2) / 3) * 4 + 1)
-#define BASE64URL_ENCODED_SIZE(len) (((len) * 4 + 2) / 3 + 1)
+#define BASE64URL_ENCODED_SIZE(len) (((len)*4 + 2) / 3 + 1)
 
 /* Writes the unpadded base64url encoding and a NUL into `out`. Returns the
  * encoded length, or TK_INVALID if `out_size` is too small (out unchanged). */

@@ -27,8 +27,7 @@ void buffer_free(struct buffer *buf);
 
 void buffer_append(struct buffer *buf, const void *data, size_t len);
 void buffer_append_str(struct buffer *buf, const char *text);
-void buffer_printf(struct buffer *buf, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void buffer_printf(struct buffer *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends `text` as a JSON string literal with quotes, escaping ", \ and
  * control characters (bytes >= 0x80 pass through unchanged). */
 void buffer_append_json_string(struct buffer *buf, const char *text);

@@ -42,9 +42,9 @@ struct client_cache_stats {
 typedef int64_t (*client_cache_clock_fn)(void *context);
 
 struct client_cache_options {
-    size_t max_entries;     /* >= 1 */
-    int64_t ttl_ms;         /* > 0 */
-    int64_t negative_ttl_ms; /* > 0 */
+    size_t max_entries;          /* >= 1 */
+    int64_t ttl_ms;              /* > 0 */
+    int64_t negative_ttl_ms;     /* > 0 */
     client_cache_clock_fn clock; /* NULL = CLOCK_MONOTONIC */
     void *clock_context;
 };

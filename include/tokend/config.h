@@ -29,11 +29,11 @@ struct tokend_config {
     char *path; /* file the config came from, or "" */
 
     /* transport and processes */
-    char *listen;         /* "unix:/path" or "host:port"; default unix:/run/tokend/tokend.sock */
-    unsigned listen_mode; /* unix socket permissions, default 0660 */
-    int listen_backlog;   /* default 1024 */
-    int workers;          /* 0 = number of online CPUs (default) */
-    int io_timeout_ms;    /* send/receive timeout on a FastCGI connection, default 30000 */
+    char *listen;            /* "unix:/path" or "host:port"; default unix:/run/tokend/tokend.sock */
+    unsigned listen_mode;    /* unix socket permissions, default 0660 */
+    int listen_backlog;      /* default 1024 */
+    int workers;             /* 0 = number of online CPUs (default) */
+    int io_timeout_ms;       /* send/receive timeout on a FastCGI connection, default 30000 */
     int shutdown_timeout_ms; /* SIGTERM -> SIGKILL grace for children, default 30 s */
     enum log_level log_level; /* default info */
 
@@ -49,11 +49,21 @@ struct tokend_config {
     char *verify_key_files; /* space-separated PEM keys also published in the JWKS */
 
     /* database */
-    char *database_url;      /* libpq URI or conninfo */
-    char *database_password; /* read from database_password_file, or NULL */
+    char *database_url;       /* libpq URI or conninfo */
+    char *database_password;  /* read from database_password_file, or NULL */
     int db_timeout_ms;        /* connect + query deadline, default 2000 */
-    int db_retry_interval_ms; /* after a failure, answer 503 without retrying for this long, default 1000 */
-    unsigned secret_hash_iterations; /* PBKDF2 iterations for new secrets (tokenctl), default 10000 */
+    int db_retry_interval_ms; /* after a failure, answer 503 without retrying for this long, default
+                                 1000 */
+    unsigned
+        secret_hash_iterations; /* PBKDF2 iterations for new secrets (tokenctl), default 10000 */
+
+    /* token queue and flusher */
+    char *shm_name;           /* shared-memory segment; "" (default) = derived from listen */
+    int queue_capacity;       /* records, a power of two, default 65536 */
+    int queue_full_wait_ms;   /* how long a worker waits on a full queue before 503, default 50 */
+    int flush_batch;          /* records per COPY transaction, default 1000 */
+    int flush_interval_ms;    /* flush whatever is queued at least this often, default 1000 */
+    int token_retention_days; /* token rows older than this are dropped, default 30 */
 
     /* per-worker client cache */
     int64_t cache_ttl_s;            /* default 600 */
@@ -79,7 +89,8 @@ int config_load_text(struct tokend_config *config, const char *text, size_t len,
 
 /* Checks what the server needs beyond syntax: issuer set and an https:// or
  * http:// URL without a trailing slash, database_url set, a signing key (or
- * HS256 with hmac_key_file), token_typ valid. Returns TK_OK or TK_INVALID
+ * HS256 with hmac_key_file), token_typ valid, queue_capacity a power of
+ * two, shm_name well-formed. Returns TK_OK or TK_INVALID
  * with `error`. Does not open any file. */
 int config_check_server(const struct tokend_config *config, char error[CONFIG_ERROR_SIZE]);
 

@@ -32,4 +32,21 @@ void db_conn_destroy(struct db_conn *conn);
 int db_conn_query(struct db_conn *conn, const char *statement_name, const char *sql,
                   int param_count, const char *const *params, PGresult **result);
 
+/* Runs `sql` (one or more commands, no parameters) with the simple query
+ * protocol. Returns TK_OK, TK_UNAVAILABLE or TK_ERROR as db_conn_query.
+ * When `result` is non-NULL it receives the last command's result on TK_OK
+ * (caller PQclears it). */
+int db_conn_exec(struct db_conn *conn, const char *sql, PGresult **result);
+
+/* Runs `copy_sql` (a COPY ... FROM STDIN in text format) and streams `len`
+ * bytes of `data` as its input. Returns TK_OK once the server has accepted
+ * every row, TK_UNAVAILABLE or TK_ERROR as db_conn_query. */
+int db_conn_copy_in(struct db_conn *conn, const char *copy_sql, const char *data, size_t len);
+
+/* Counts the connections made so far: it changes when the connection was
+ * replaced, so session state (temporary tables, an open transaction) is
+ * gone. A caller running a transaction checks it did not change between
+ * BEGIN and COMMIT. Cannot fail. */
+unsigned long db_conn_generation(const struct db_conn *conn);
+
 #endif

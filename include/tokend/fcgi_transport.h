@@ -23,12 +23,12 @@ typedef void (*transport_idle_fn)(void *context);
 
 struct fcgi_transport_options {
     int listen_fd;
-    int io_timeout_ms;             /* SO_RCVTIMEO/SO_SNDTIMEO on each connection */
+    int io_timeout_ms; /* SO_RCVTIMEO/SO_SNDTIMEO on each connection */
     transport_handler_fn handler;
     transport_idle_fn between_requests; /* may be NULL */
     void *context;
-    volatile sig_atomic_t *stop;   /* set by the signal handler */
-    const sigset_t *wait_mask;     /* the signal mask while waiting (stop signals unblocked) */
+    volatile sig_atomic_t *stop; /* set by the signal handler */
+    const sigset_t *wait_mask;   /* the signal mask while waiting (stop signals unblocked) */
 };
 
 /* Serves requests until *stop is set. Returns TK_OK on a requested stop, or

@@ -14,15 +14,25 @@
 #include "tokend/config.h"
 #include "tokend/db_conn.h"
 #include "tokend/key_set.h"
+#include "tokend/token_queue.h"
 
 /* Wall-clock seconds (for iat/exp). Injectable for tests. */
 typedef int64_t (*handler_clock_fn)(void);
+
+/* What this worker's token endpoint did; plain counters so they can move
+ * into a shared-memory stats slot. */
+struct token_stats {
+    uint64_t issued;     /* tokens answered with 200 (all recorded in the queue) */
+    uint64_t queue_full; /* 503s because the token queue stayed full */
+};
 
 struct handler_context {
     const struct tokend_config *config;
     const struct key_set *keys;
     struct client_cache *cache;
     struct db_conn *db;
+    struct token_queue *queue; /* issued tokens go here before the answer */
+    struct token_stats token_stats;
     handler_clock_fn now_s;
     const char *default_audience; /* config default_audience, or the issuer */
     struct buffer metadata_json;  /* RFC 8414 document, rendered once */
@@ -30,11 +40,11 @@ struct handler_context {
 };
 
 /* Fills the context and renders the discovery document. Returns TK_OK or
- * TK_ERROR (out of memory; the context is then safe to free). The cache
- * and db connection are the caller's and are not freed here. */
+ * TK_ERROR (out of memory; the context is then safe to free). The cache,
+ * db connection and queue are the caller's and are not freed here. */
 int handler_context_init(struct handler_context *ctx, const struct tokend_config *config,
-                         const struct key_set *keys, struct client_cache *cache,
-                         struct db_conn *db);
+                         const struct key_set *keys, struct client_cache *cache, struct db_conn *db,
+                         struct token_queue *queue);
 
 void handler_context_free(struct handler_context *ctx);
 

@@ -22,8 +22,8 @@ struct http_request {
     const char *authorization; /* Authorization header value or NULL */
     const char *body;          /* NULL when none was sent */
     size_t body_len;
-    bool body_too_large;  /* more than HTTP_REQUEST_MAX_BODY bytes were announced or sent */
-    struct arena *arena;  /* for the handler's allocations; reset after the request */
+    bool body_too_large; /* more than HTTP_REQUEST_MAX_BODY bytes were announced or sent */
+    struct arena *arena; /* for the handler's allocations; reset after the request */
 };
 
 #endif

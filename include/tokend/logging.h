@@ -21,8 +21,7 @@ int log_level_parse(const char *text, enum log_level *out);
 
 /* Writes one line with a single write(2) so lines of processes sharing
  * stderr never interleave. Cannot fail (a failed write is ignored). */
-void log_message(enum log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void log_message(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_debug(...) log_message(LOG_LEVEL_DEBUG, __VA_ARGS__)
 #define log_info(...)  log_message(LOG_LEVEL_INFO, __VA_ARGS__)

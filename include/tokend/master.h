@@ -1,16 +1,18 @@
 /*
- * master.h - the supervisor: forks the workers, restarts any that die (with
- * backoff), and on SIGTERM/SIGINT stops them gracefully and exits 0. It
- * never serves requests and never touches shared state.
+ * master.h - the supervisor: forks the workers and the flusher, restarts any
+ * that die (with backoff), and on SIGTERM/SIGINT stops the workers, lets the
+ * flusher drain the token queue, and exits 0. It never serves requests and
+ * takes no part in the queue protocol.
  */
 #ifndef TOKEND_MASTER_H
 #define TOKEND_MASTER_H
 
 #include "tokend/config.h"
 #include "tokend/key_set.h"
+#include "tokend/shm_segment.h"
 
 /* Returns the exit status of tokend. */
-int master_run(const struct tokend_config *config, const struct key_set *keys, int listen_fd,
-               const char *unix_path_to_remove);
+int master_run(const struct tokend_config *config, const struct key_set *keys,
+               struct shm_segment *segment, int listen_fd, const char *unix_path_to_remove);
 
 #endif

@@ -14,10 +14,10 @@
 
 #include <stddef.h>
 
-#define SECRET_HASH_MAX_LEN          160
+#define SECRET_HASH_MAX_LEN            160
 #define SECRET_HASH_DEFAULT_ITERATIONS 10000
-#define SECRET_HASH_MIN_ITERATIONS   1000
-#define SECRET_HASH_MAX_ITERATIONS   10000000
+#define SECRET_HASH_MIN_ITERATIONS     1000
+#define SECRET_HASH_MAX_ITERATIONS     10000000
 /* A generated secret: 32 random bytes in base64url, 43 chars + NUL. */
 #define SECRET_GENERATED_SIZE 44
 

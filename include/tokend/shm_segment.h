@@ -59,8 +59,31 @@ enum shm_segment_mode {
     SHM_SEGMENT_ATTACH, /* attach to an existing segment (mod_fcgid workers) */
 };
 
-/* True for a valid name: "/" followed by 1..200 of [A-Za-z0-9._-]. */
-bool shm_segment_name_valid(const char *name);
+/* True for a valid name: "/" followed by 1..200 of [A-Za-z0-9._-].
+ * Inline so the configuration parser can check names without linking the
+ * segment code. Cannot fail. */
+static inline bool shm_segment_name_valid(const char *name)
+{
+    size_t len = 0;
+    if (name[0] != '/') {
+        return false;
+    }
+    for (const char *p = name + 1; *p != '\0'; p++, len++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-')) {
+            return false;
+        }
+    }
+    return len >= 1 && len <= SHM_SEGMENT_NAME_MAX - 1;
+}
+
+/* The segment name used when shm_name is "": "/tokend." followed by the
+ * `listen` setting with every character outside [A-Za-z0-9._-] replaced by
+ * '_' (a long one is cut and ends in a hash of the whole), so instances
+ * with different sockets never share a segment while a restarted instance
+ * finds its own again. Cannot fail. */
+void shm_segment_name_for_listen(const char *listen, char out[SHM_SEGMENT_NAME_MAX + 1]);
 
 /* Opens the segment `name` for a queue of `queue_capacity` slots. OWN
  * creates it (shm_open O_CREAT, mode 0600, the whole size reserved with

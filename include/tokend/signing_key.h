@@ -20,16 +20,16 @@
 
 enum jws_alg { JWS_ALG_ES256 = 1, JWS_ALG_RS256, JWS_ALG_HS256 };
 
-#define SIGNING_KID_MAX     64
-#define SIGNING_MAX_SIG     512 /* RS256 with up to 4096-bit keys */
-#define SIGNING_HMAC_MIN    32
-#define SIGNING_HMAC_MAX    256
+#define SIGNING_KID_MAX  64
+#define SIGNING_MAX_SIG  512 /* RS256 with up to 4096-bit keys */
+#define SIGNING_HMAC_MIN 32
+#define SIGNING_HMAC_MAX 256
 
 struct signing_key {
     enum jws_alg alg;
     char kid[SIGNING_KID_MAX + 1];
-    bool has_private; /* can sign (false for a published previous public key) */
-    EVP_PKEY *pkey;   /* ES256/RS256 */
+    bool has_private;               /* can sign (false for a published previous public key) */
+    EVP_PKEY *pkey;                 /* ES256/RS256 */
     uint8_t hmac[SIGNING_HMAC_MAX]; /* HS256 */
     size_t hmac_len;
 };
@@ -50,8 +50,8 @@ int signing_key_load_pem(struct signing_key *key, const char *path, enum jws_alg
 
 /* Loads an HS256 key: the file's bytes with one trailing newline removed;
  * must be 32..256 bytes and not readable by group or others. Same contract. */
-int signing_key_load_hmac(struct signing_key *key, const char *path, const char *kid,
-                          char *error, size_t error_size);
+int signing_key_load_hmac(struct signing_key *key, const char *path, const char *kid, char *error,
+                          size_t error_size);
 
 /* Signs `data` with the key into `sig` (ES256: raw R||S, 64 bytes, as JWS
  * requires, not DER). Returns the signature length, or TK_ERROR. */

@@ -47,8 +47,8 @@ struct token_queue_control {
 
 /* Shared: one ring slot. */
 struct token_queue_slot {
-    _Atomic uint64_t sequence; /* pos: free for pos; pos+1: published; see token_queue.c */
-    _Atomic uint64_t owner;    /* (uint32 position, int32 pid) of the last claim */
+    alignas(64) _Atomic uint64_t sequence; /* p: free for p; p+1: published; see token_queue.c */
+    _Atomic uint64_t owner;                /* (uint32 position, int32 pid) of the last claim */
     struct token_record record;
 };
 
@@ -61,10 +61,16 @@ struct token_queue {
     uint64_t stall_position; /* consumer: head slot seen claimed but unpublished */
     int64_t stall_since_ms;
     int64_t stale_claim_ms; /* consumer: give up on a live producer after this */
+    pid_t self_pid;         /* this process, recorded as a claim's owner */
 };
 
-/* True for a power of two in [MIN, MAX]. Cannot fail. */
-bool token_queue_capacity_valid(uint64_t capacity);
+/* True for a power of two in [MIN, MAX]. Inline so the configuration
+ * parser can check it without linking the queue. Cannot fail. */
+static inline bool token_queue_capacity_valid(uint64_t capacity)
+{
+    return capacity >= TOKEN_QUEUE_MIN_CAPACITY && capacity <= TOKEN_QUEUE_MAX_CAPACITY &&
+           (capacity & (capacity - 1)) == 0;
+}
 
 /* Bytes of shared memory a queue of `capacity` slots needs (control and
  * slots, 64-byte aligned). */
@@ -76,6 +82,10 @@ void token_queue_format(void *region, uint64_t capacity);
 
 /* Sets up this process's view of a formatted region. Cannot fail. */
 void token_queue_attach(struct token_queue *queue, void *region, uint64_t capacity);
+
+/* A forked child calls this before it produces: claims record the owner's
+ * pid, read once here so the hot path makes no system call. */
+void token_queue_set_producer_pid(struct token_queue *queue, pid_t pid);
 
 /* A claimed slot, between token_queue_claim and token_queue_publish. */
 struct token_queue_claim {

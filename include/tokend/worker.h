@@ -1,16 +1,18 @@
 /*
  * worker.h - one pre-forked worker process: builds its handler context
  * (client cache, lazy database connection) and serves FastCGI requests until
- * told to stop.
+ * told to stop. Every token it issues goes into `queue` before the answer.
  */
 #ifndef TOKEND_WORKER_H
 #define TOKEND_WORKER_H
 
 #include "tokend/config.h"
 #include "tokend/key_set.h"
+#include "tokend/token_queue.h"
 
 /* Runs in the child after fork. Returns the process exit status (0 after a
  * requested stop, 1 on a start-up failure, logged). */
-int worker_main(const struct tokend_config *config, const struct key_set *keys, int listen_fd);
+int worker_main(const struct tokend_config *config, const struct key_set *keys, int listen_fd,
+                struct token_queue *queue);
 
 #endif

@@ -3,9 +3,10 @@
  *
  * Feeds the input as config text over fresh defaults, runs the server check
  * on whatever was accepted, and frees the config. Any crash, sanitizer report
- * or leak is a bug in src/config.c. database_password_file makes the parser
- * read the file the input names; config.c only reads regular files, opened
- * non-blocking and capped at 64 KiB, so no input can hang or exhaust memory.
+ * or leak is a bug in src/config.c or src/file_read.c. database_password_file
+ * makes the parser read the file the input names through file_read_all, which
+ * only reads regular files, opened non-blocking, and config.c caps it at
+ * 64 KiB, so no input can hang or exhaust memory.
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -48,6 +48,12 @@ static const char *const known_keys[] = {
     "cache_negative_ttl",
     "cache_max_entries",
     "cache_sweep_interval",
+    "shm_name",
+    "queue_capacity",
+    "queue_full_wait_ms",
+    "flush_batch",
+    "flush_interval_ms",
+    "token_retention_days",
 };
 #define KNOWN_KEY_COUNT (sizeof(known_keys) / sizeof(known_keys[0]))
 
@@ -159,6 +165,12 @@ static void test_defaults(void)
     CHECK_INT(config.cache_negative_ttl_s, 30);
     CHECK_INT(config.cache_max_entries, 5000);
     CHECK_INT(config.cache_sweep_interval_s, 60);
+    CHECK_STR(config.shm_name, "");
+    CHECK_INT(config.queue_capacity, 65536);
+    CHECK_INT(config.queue_full_wait_ms, 50);
+    CHECK_INT(config.flush_batch, 1000);
+    CHECK_INT(config.flush_interval_ms, 1000);
+    CHECK_INT(config.token_retention_days, 30);
     config_free(&config);
     CHECK(config.listen == NULL);
     CHECK(config.path == NULL);
@@ -195,7 +207,13 @@ static void test_every_key(void)
              "cache_ttl = 1d\n"
              "cache_negative_ttl = 2m\n"
              "cache_max_entries = 10000000\n"
-             "cache_sweep_interval = 1h\n",
+             "cache_sweep_interval = 1h\n"
+             "shm_name = /tokend-test.1\n"
+             "queue_capacity = 1024\n"
+             "queue_full_wait_ms = 2s\n"
+             "flush_batch = 5000\n"
+             "flush_interval_ms = 250\n"
+             "token_retention_days = 7\n",
              password_path);
     struct tokend_config config;
     char error[CONFIG_ERROR_SIZE];
@@ -226,6 +244,12 @@ static void test_every_key(void)
     CHECK_INT(config.cache_negative_ttl_s, 120);
     CHECK_INT(config.cache_max_entries, 10000000);
     CHECK_INT(config.cache_sweep_interval_s, 3600);
+    CHECK_STR(config.shm_name, "/tokend-test.1");
+    CHECK_INT(config.queue_capacity, 1024);
+    CHECK_INT(config.queue_full_wait_ms, 2000);
+    CHECK_INT(config.flush_batch, 5000);
+    CHECK_INT(config.flush_interval_ms, 250);
+    CHECK_INT(config.token_retention_days, 7);
     CHECK_INT(config_check_server(&config, error), TK_OK);
     config_free(&config);
     unlink(password_path);
@@ -410,6 +434,11 @@ static void test_bad_values(void)
     expect_bad_value("cache_negative_ttl", "3601", "must be between 1s and 1h");
     expect_bad_value("cache_negative_ttl", "", s_duration);
     expect_bad_value("cache_sweep_interval", "500ms", "must be between 1s and 1h");
+    expect_bad_value("shm_name", "tokend", "expected '/' followed by 1 to 199 of A-Z a-z 0-9 . _ -");
+    expect_bad_value("shm_name", "/a/b", "expected '/' followed by 1 to 199 of A-Z a-z 0-9 . _ -");
+    expect_bad_value("queue_capacity", "8", "must be between 16 and 16777216");
+    expect_bad_value("flush_batch", "0", "must be between 1 and 100000");
+    expect_bad_value("token_retention_days", "0", "must be between 1 and 3650");
     expect_bad_value("cache_sweep_interval", "1001ms", "must be a whole number of seconds");
 
     expect_bad_value("log_level", "verbose", "must be debug, info, warn or error");
@@ -562,7 +591,7 @@ static void test_password_file(void)
     write_file(path, "a\0b", 3);
     CHECK_INT(load(&config, text, error), TK_INVALID);
     snprintf(expected, sizeof(expected),
-             "test.conf:1: key 'database_password_file': %s contains a NUL byte", path);
+             "test.conf:1: key 'database_password_file': %s: contains a NUL byte", path);
     CHECK_STR(error, expected);
     config_free(&config);
 
@@ -578,7 +607,7 @@ static void test_password_file(void)
         write_file(path, big, 65537);
         CHECK_INT(load(&config, text, error), TK_INVALID);
         snprintf(expected, sizeof(expected),
-                 "test.conf:1: key 'database_password_file': %s is larger than 64 KiB", path);
+                 "test.conf:1: key 'database_password_file': %s: larger than 65536 bytes", path);
         CHECK_STR(error, expected);
         config_free(&config);
         free(big);
@@ -588,7 +617,7 @@ static void test_password_file(void)
     snprintf(text, sizeof(text), "\ndatabase_password_file = %s/missing\n", temp_dir);
     CHECK_INT(load(&config, text, error), TK_INVALID);
     snprintf(expected, sizeof(expected),
-             "test.conf:2: key 'database_password_file': cannot read %s/missing: "
+             "test.conf:2: key 'database_password_file': %s/missing: cannot read: "
              "No such file or directory",
              temp_dir);
     CHECK_STR(error, expected);
@@ -598,12 +627,12 @@ static void test_password_file(void)
     snprintf(text, sizeof(text), "database_password_file = %s\n", temp_dir);
     CHECK_INT(load(&config, text, error), TK_INVALID);
     snprintf(expected, sizeof(expected),
-             "test.conf:1: key 'database_password_file': %s is not a regular file", temp_dir);
+             "test.conf:1: key 'database_password_file': %s: not a regular file", temp_dir);
     CHECK_STR(error, expected);
     config_free(&config);
 
     CHECK_INT(load(&config, "database_password_file = /dev/zero\n", error), TK_INVALID);
-    CHECK_STR(error, "test.conf:1: key 'database_password_file': /dev/zero is not a regular file");
+    CHECK_STR(error, "test.conf:1: key 'database_password_file': /dev/zero: not a regular file");
     config_free(&config);
 
     /* A FIFO without a writer must not block the parse. */
@@ -612,7 +641,7 @@ static void test_password_file(void)
     snprintf(text, sizeof(text), "database_password_file = %s\n", path);
     CHECK_INT(load(&config, text, error), TK_INVALID);
     snprintf(expected, sizeof(expected),
-             "test.conf:1: key 'database_password_file': %s is not a regular file", path);
+             "test.conf:1: key 'database_password_file': %s: not a regular file", path);
     CHECK_STR(error, expected);
     config_free(&config);
     unlink(path);
@@ -641,7 +670,7 @@ static void test_load_file(void)
     CHECK_INT(config.workers, 2);
     config_free(&config);
 
-    /* Larger than the first read buffer, and larger than the 1 MiB limit. */
+    /* 1 MiB is the limit; a larger file is not read at all. */
     size_t big_len = 1024 * 1024 + 1;
     char *big = malloc(big_len);
     CHECK(big != NULL);
@@ -653,8 +682,8 @@ static void test_load_file(void)
         config_free(&config);
         write_file(path, big, big_len);
         CHECK_INT(config_init_defaults(&config), TK_OK);
-        CHECK_INT(config_load_file(&config, path, error), TK_INVALID);
-        snprintf(expected, sizeof(expected), "%s: larger than 1 MiB", path);
+        CHECK_INT(config_load_file(&config, path, error), TK_ERROR);
+        snprintf(expected, sizeof(expected), "%s: larger than 1048576 bytes", path);
         CHECK_STR(error, expected);
         config_free(&config);
         free(big);
@@ -669,9 +698,19 @@ static void test_load_file(void)
 
     CHECK_INT(config_init_defaults(&config), TK_OK);
     CHECK_INT(config_load_file(&config, temp_dir, error), TK_ERROR);
-    snprintf(expected, sizeof(expected), "%s: cannot read: Is a directory", temp_dir);
+    snprintf(expected, sizeof(expected), "%s: not a regular file", temp_dir);
     CHECK_STR(error, expected);
     config_free(&config);
+
+    /* A FIFO without a writer must not block start-up either. */
+    snprintf(path, sizeof(path), "%s/fifo.conf", temp_dir);
+    CHECK_INT(mkfifo(path, 0600), 0);
+    CHECK_INT(config_init_defaults(&config), TK_OK);
+    CHECK_INT(config_load_file(&config, path, error), TK_ERROR);
+    snprintf(expected, sizeof(expected), "%s: not a regular file", path);
+    CHECK_STR(error, expected);
+    config_free(&config);
+    unlink(path);
 }
 
 /* Sets the fields config_check_server needs; the caller frees. */
@@ -855,6 +894,12 @@ static void test_example_file(void)
     CHECK_INT(config.cache_negative_ttl_s, defaults.cache_negative_ttl_s);
     CHECK_INT(config.cache_max_entries, defaults.cache_max_entries);
     CHECK_INT(config.cache_sweep_interval_s, defaults.cache_sweep_interval_s);
+    CHECK_STR(config.shm_name, defaults.shm_name);
+    CHECK_INT(config.queue_capacity, defaults.queue_capacity);
+    CHECK_INT(config.queue_full_wait_ms, defaults.queue_full_wait_ms);
+    CHECK_INT(config.flush_batch, defaults.flush_batch);
+    CHECK_INT(config.flush_interval_ms, defaults.flush_interval_ms);
+    CHECK_INT(config.token_retention_days, defaults.token_retention_days);
     config_free(&config);
     config_free(&defaults);
     free(text);

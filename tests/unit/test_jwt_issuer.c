@@ -585,8 +585,12 @@ static void test_load_pem_errors(void)
     }
 
     check_load_fails(in_dir("missing.pem"), 0, NULL, true,
-                     "cannot open: No such file or directory");
+                     "cannot read: No such file or directory");
     check_load_fails(test_dir, 0, NULL, true, "not a regular file");
+    /* A FIFO without a writer is refused at once, not waited on. */
+    CHECK_INT(mkfifo(in_dir("fifo.pem"), 0600), 0);
+    check_load_fails(in_dir("fifo.pem"), 0, NULL, false, "not a regular file");
+    unlink(in_dir("fifo.pem"));
 
     const char *no_key = "no usable PEM key found (unencrypted PKCS#8, SEC1, PKCS#1 or SPKI)";
     CHECK(write_file(in_dir("garbage.pem"), "hello\n", 6, 0600));
@@ -601,7 +605,7 @@ static void test_load_pem_errors(void)
     char *big = calloc(1, 70000);
     CHECK(big != NULL && write_file(in_dir("big.pem"), big, 70000, 0600));
     free(big);
-    check_load_fails(in_dir("big.pem"), 0, NULL, true, "file is larger than 65536 bytes");
+    check_load_fails(in_dir("big.pem"), 0, NULL, true, "larger than 65536 bytes");
 
     /* Public keys are fine to publish, not to sign with. */
     check_load_fails(in_dir("es.pub.pem"), 0, NULL, true,
@@ -831,7 +835,7 @@ static void test_load_hmac(void)
     CHECK(write_file(in_dir("hs.long"), bytes, 259, 0600));
     CHECK_INT(signing_key_load_hmac(&key, in_dir("hs.long"), NULL, error, sizeof(error)),
               TK_INVALID);
-    snprintf(expected, sizeof(expected), "%s: file is larger than 258 bytes", in_dir("hs.long"));
+    snprintf(expected, sizeof(expected), "%s: larger than 258 bytes", in_dir("hs.long"));
     CHECK_STR(error, expected);
 
     /* Mode, missing file, bad kid. */
@@ -849,7 +853,7 @@ static void test_load_hmac(void)
               TK_INVALID);
     CHECK_INT(signing_key_load_hmac(&key, in_dir("hs.missing"), NULL, error, sizeof(error)),
               TK_INVALID);
-    snprintf(expected, sizeof(expected), "%s: cannot open: No such file or directory",
+    snprintf(expected, sizeof(expected), "%s: cannot read: No such file or directory",
              in_dir("hs.missing"));
     CHECK_STR(error, expected);
     CHECK_INT(signing_key_load_hmac(&key, in_dir("hs.key"), "bad\\kid", error, sizeof(error)),
@@ -1482,7 +1486,7 @@ static void test_key_set(void)
 
     snprintf(verify_list, sizeof(verify_list), "%s %s", in_dir("rs.pub.pem"), in_dir("nope.pem"));
     set_config(&config, "", in_dir("es.pem"), "", "", verify_list);
-    snprintf(expected, sizeof(expected), "%s: cannot open: No such file or directory",
+    snprintf(expected, sizeof(expected), "%s: cannot read: No such file or directory",
              in_dir("nope.pem"));
     check_key_set_fails(&config, expected);
 

@@ -20,6 +20,7 @@
 #include "tokend/key_set.h"
 #include "tokend/router.h"
 #include "tokend/secret_hash.h"
+#include "tokend/shm_segment.h"
 #include "tokend/status.h"
 
 #include "unit_test.h"
@@ -33,6 +34,8 @@ static struct db_conn *db;
 static struct handler_context ctx;
 static struct arena arena;
 static struct http_response resp;
+static struct shm_segment segment;
+static char segment_name[64];
 static char workdir[] = "/tmp/tokend-test-endpoint-XXXXXX";
 
 static int64_t fixed_now(void)
@@ -81,7 +84,10 @@ static void setup(void)
     cache = client_cache_create(&options);
     db = db_conn_create(config.database_url, NULL, 500, 1000);
     CHECK(cache != NULL && db != NULL);
-    CHECK_INT(handler_context_init(&ctx, &config, &keys, cache, db), TK_OK);
+    snprintf(segment_name, sizeof(segment_name), "/tokend-unit-endpoint-%d", (int)getpid());
+    CHECK_INT(shm_segment_open(&segment, segment_name, 16, SHM_SEGMENT_OWN, error, sizeof(error)),
+              TK_OK);
+    CHECK_INT(handler_context_init(&ctx, &config, &keys, cache, db, &segment.queue), TK_OK);
     ctx.now_s = fixed_now;
     arena_init(&arena, 4096);
     http_response_init(&resp);
@@ -101,6 +107,8 @@ static void teardown(void)
     db_conn_destroy(db);
     key_set_free(&keys);
     config_free(&config);
+    shm_segment_close(&segment);
+    shm_segment_unlink(segment_name);
     char path[256];
     snprintf(path, sizeof(path), "%s/es256.pem", workdir);
     unlink(path);
@@ -206,8 +214,23 @@ static double claim_number(const cJSON *claims, const char *name)
     return cJSON_IsNumber(item) ? item->valuedouble : -1;
 }
 
+/* Empties the token queue (as the flusher would) and returns how many
+ * records it held; the last one is copied to *last when given. */
+static size_t drain_queue(struct token_record *last)
+{
+    struct token_record records[16];
+    uint64_t span = 0;
+    size_t count = token_queue_peek(&segment.queue, records, 16, &span);
+    token_queue_release(&segment.queue, span);
+    if (count > 0 && last != NULL) {
+        *last = records[count - 1];
+    }
+    return count;
+}
+
 static void test_basic_auth_success(void)
 {
+    drain_queue(NULL);
     post_form(basic("svc", good_secret), "grant_type=client_credentials");
     CHECK_INT(resp.status, 200);
     CHECK(has_header("Cache-Control: no-store\r\n"));
@@ -228,7 +251,45 @@ static void test_basic_auth_success(void)
     CHECK(claim_number(claims, "exp") == 1700003600);
     const char *jti = claim_string(claims, "jti");
     CHECK(jti != NULL && strlen(jti) == 32);
+    /* the token was recorded in the queue before the answer */
+    struct token_record record;
+    CHECK_INT(drain_queue(&record), 1);
+    CHECK_STR(record.jti, jti);
+    CHECK_STR(record.client_id, "svc");
+    CHECK_STR(record.scope, "read");
+    CHECK_STR(record.audience, "https://auth.example.com");
+    CHECK_INT(record.issued_at_s, 1700000000);
+    CHECK_INT(record.expires_at_s, 1700003600);
+    CHECK_INT(record.worker_pid, getpid());
     cJSON_Delete(claims);
+}
+
+static void test_full_queue_answers_503_and_hands_out_nothing(void)
+{
+    drain_queue(NULL);
+    for (int i = 0; i < 16; i++) {
+        post_form(basic("svc", good_secret), "grant_type=client_credentials");
+        CHECK_INT(resp.status, 200);
+    }
+    uint64_t before = ctx.token_stats.queue_full;
+    post_form(basic("svc", good_secret), "grant_type=client_credentials");
+    expect_error(503, "temporarily_unavailable");
+    CHECK(has_header("Retry-After: 1\r\n"));
+    CHECK(strstr(resp.body.data, "access_token") == NULL);
+    CHECK_INT(ctx.token_stats.queue_full, before + 1);
+    CHECK_INT(drain_queue(NULL), 16);
+    post_form(basic("svc", good_secret), "grant_type=client_credentials");
+    CHECK_INT(resp.status, 200);
+    CHECK_INT(drain_queue(NULL), 1);
+}
+
+static void test_failed_requests_record_nothing(void)
+{
+    drain_queue(NULL);
+    post_form(basic("svc", "wrong"), "grant_type=client_credentials");
+    post_form(basic("svc", good_secret), "grant_type=client_credentials&scope=delete");
+    post_form(basic("off", good_secret), "grant_type=client_credentials");
+    CHECK_INT(drain_queue(NULL), 0);
 }
 
 static void test_post_auth_and_scopes(void)
@@ -439,6 +500,8 @@ int main(void)
 {
     setup();
     RUN(test_basic_auth_success);
+    RUN(test_full_queue_answers_503_and_hands_out_nothing);
+    RUN(test_failed_requests_record_nothing);
     RUN(test_post_auth_and_scopes);
     RUN(test_form_encoded_basic_credentials);
     RUN(test_client_authentication_errors);

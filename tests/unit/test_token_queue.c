@@ -120,6 +120,7 @@ static void test_many_producers_exactly_once_in_order(void)
     for (int p = 0; p < PRODUCERS; p++) {
         children[p] = fork();
         if (children[p] == 0) {
+            token_queue_set_producer_pid(&segment.queue, getpid());
             struct token_record record;
             for (int i = 0; i < PER_PRODUCER; i++) {
                 fill(&record, p, i);
@@ -181,6 +182,7 @@ static void test_dead_producer_is_skipped(void)
     CHECK_INT(token_queue_push(queue, &record, 0), TK_OK);
     pid_t child = fork();
     if (child == 0) {
+        token_queue_set_producer_pid(&segment.queue, getpid());
         struct token_queue_claim claim;
         /* claim a slot, start filling it, and die before publishing */
         if (token_queue_claim(&segment.queue, 0, &claim) == TK_OK) {
@@ -225,6 +227,7 @@ static void test_stalled_producer_is_given_up_and_its_publish_refused(void)
     CHECK(pipe(to_child) == 0 && pipe(from_child) == 0);
     pid_t child = fork();
     if (child == 0) {
+        token_queue_set_producer_pid(&segment.queue, getpid());
         struct token_queue_claim claim;
         char go;
         int rc = token_queue_claim(&segment.queue, 0, &claim);

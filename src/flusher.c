@@ -1,0 +1,312 @@
+/*
+ * flusher.c - the process that moves issued tokens from the shared-memory
+ * queue into PostgreSQL.
+ *
+ * Loop: when the queue holds flush_batch records, or flush_interval_ms has
+ * passed since the last flush and it holds any, peek up to flush_batch
+ * records and write them in one transaction:
+ *
+ *   BEGIN;
+ *   COPY tokend_staging FROM STDIN;          -- temporary, ON COMMIT DELETE ROWS
+ *   INSERT INTO tokens SELECT ... FROM tokend_staging ON CONFLICT DO NOTHING;
+ *   COMMIT;
+ *
+ * and release the records from the queue only after COMMIT answered
+ * "COMMIT" on the same connection that ran BEGIN (db_conn_generation
+ * unchanged). Anything else - a lost connection, a timeout, an SQL error, a
+ * crash of this process anywhere in between - leaves the records in the
+ * queue to be sent again; the insert ignores jtis already stored, so a
+ * record is never stored twice. (The primary key is (jti, issued_at), and a
+ * re-sent record carries the same issued_at.)
+ *
+ * While PostgreSQL is away the queue holds the tokens and the flusher
+ * retries with exponential backoff (100 ms doubling to 10 s); db_conn logs
+ * one line when the outage starts and one when it ends. Every database step
+ * has the db_timeout_ms deadline, so nothing hangs.
+ *
+ * Once an hour (and at start) it keeps the day partitions of `tokens`:
+ * creates today's and the next three days', drops those older than
+ * token_retention_days, through the SQL functions of sql/002_tokens.sql.
+ *
+ * SIGTERM/SIGINT: flush whatever is queued, regardless of batch size and
+ * interval, and exit 0 once the queue is empty. The master sends it only
+ * after every worker has exited, so nothing new arrives while draining, and
+ * bounds the drain with shutdown_timeout.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tokend/buffer.h"
+#include "tokend/db_conn.h"
+#include "tokend/flusher.h"
+#include "tokend/logging.h"
+#include "tokend/monotonic_clock.h"
+#include "tokend/status.h"
+
+#define POLL_INTERVAL_MS        5
+#define BACKOFF_MIN_MS          100
+#define BACKOFF_MAX_MS          10000
+#define MAINTENANCE_INTERVAL_MS (3600 * 1000)
+#define PARTITION_DAYS_AHEAD    3
+
+static const char staging_sql[] =
+    "CREATE TEMPORARY TABLE IF NOT EXISTS tokend_staging ("
+    " jti uuid, client_id text, scope text, audience text, issued_at bigint,"
+    " expires_at bigint) ON COMMIT DELETE ROWS";
+static const char copy_sql[] = "COPY tokend_staging FROM STDIN";
+static const char insert_commit_sql[] =
+    "INSERT INTO tokens (jti, client_id, scope, audience, issued_at, expires_at)"
+    " SELECT jti, client_id, scope, audience, to_timestamp(issued_at), to_timestamp(expires_at)"
+    " FROM tokend_staging ON CONFLICT DO NOTHING; COMMIT";
+
+struct flusher_state {
+    const struct tokend_config *config;
+    struct token_queue *queue;
+    struct db_conn *db;
+    struct token_record *batch; /* flush_batch records */
+    struct buffer copy_data;
+    unsigned long staging_generation; /* connection the staging table exists on; 0 = none */
+    int64_t last_flush_ms;
+    int64_t next_maintenance_ms;
+    int backoff_ms;
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int signo)
+{
+    (void)signo;
+    stop_requested = 1;
+}
+
+/* Appends `text` as a COPY text-format field: backslash, tab, newline and
+ * carriage return escaped (the only bytes with meaning there). */
+static void append_copy_field(struct buffer *out, const char *text)
+{
+    const char *run = text;
+    for (const char *p = text; *p != '\0'; p++) {
+        const char *escape = NULL;
+        switch (*p) {
+        case '\\':
+            escape = "\\\\";
+            break;
+        case '\t':
+            escape = "\\t";
+            break;
+        case '\n':
+            escape = "\\n";
+            break;
+        case '\r':
+            escape = "\\r";
+            break;
+        default:
+            continue;
+        }
+        buffer_append(out, run, (size_t)(p - run));
+        buffer_append_str(out, escape);
+        run = p + 1;
+    }
+    buffer_append_str(out, run);
+}
+
+static void build_copy_data(struct buffer *out, const struct token_record *records, size_t count)
+{
+    buffer_reset(out);
+    for (size_t i = 0; i < count; i++) {
+        const struct token_record *record = &records[i];
+        append_copy_field(out, record->jti);
+        buffer_append(out, "\t", 1);
+        append_copy_field(out, record->client_id);
+        buffer_append(out, "\t", 1);
+        append_copy_field(out, record->scope);
+        buffer_append(out, "\t", 1);
+        append_copy_field(out, record->audience);
+        buffer_printf(out, "\t%lld\t%lld\n", (long long)record->issued_at_s,
+                      (long long)record->expires_at_s);
+    }
+}
+
+/* One transaction for `count` records. Returns TK_OK only when COMMIT
+ * succeeded on the connection that began the transaction. */
+static int write_batch(struct flusher_state *state, size_t count)
+{
+    struct db_conn *db = state->db;
+    if (state->staging_generation != db_conn_generation(db) || state->staging_generation == 0) {
+        int rc = db_conn_exec(db, staging_sql, NULL);
+        if (rc != TK_OK) {
+            return rc;
+        }
+        state->staging_generation = db_conn_generation(db);
+    }
+    build_copy_data(&state->copy_data, state->batch, count);
+    if (buffer_failed(&state->copy_data)) {
+        log_error("flusher: out of memory building a batch");
+        return TK_ERROR;
+    }
+    unsigned long generation = db_conn_generation(db);
+    int rc = db_conn_exec(db, "BEGIN", NULL);
+    if (rc == TK_OK && db_conn_generation(db) != generation) {
+        rc = TK_UNAVAILABLE; /* reconnected: the staging table is gone */
+        state->staging_generation = 0;
+    }
+    if (rc == TK_OK) {
+        rc = db_conn_copy_in(db, copy_sql, state->copy_data.data, state->copy_data.len);
+    }
+    PGresult *commit = NULL;
+    if (rc == TK_OK) {
+        rc = db_conn_exec(db, insert_commit_sql, &commit);
+    }
+    if (rc == TK_OK &&
+        (db_conn_generation(db) != generation || strcmp(PQcmdStatus(commit), "COMMIT") != 0)) {
+        log_error("flusher: the batch was not committed (%s)", PQcmdStatus(commit));
+        rc = TK_ERROR;
+    }
+    PQclear(commit);
+    if (rc == TK_ERROR && db_conn_generation(db) == generation) {
+        db_conn_exec(db, "ROLLBACK", NULL); /* best effort; a new batch begins anew */
+    }
+    return rc;
+}
+
+static void maintain_partitions(struct flusher_state *state)
+{
+    char sql[320];
+    /* Each function in FROM runs once (a (f()).* in the select list would
+     * call it once per output column). */
+    snprintf(sql, sizeof(sql),
+             "SELECT created, dropped.dropped_partitions FROM "
+             "tokend_ensure_token_partitions(%d) AS created, "
+             "tokend_drop_token_partitions((now() AT TIME ZONE 'UTC')::date - %d) AS dropped",
+             PARTITION_DAYS_AHEAD, state->config->token_retention_days);
+    PGresult *res = NULL;
+    int rc = db_conn_exec(state->db, sql, &res);
+    if (rc == TK_OK && PQntuples(res) == 1) {
+        int created = atoi(PQgetvalue(res, 0, 0));
+        int dropped = atoi(PQgetvalue(res, 0, 1));
+        if (created > 0 || dropped > 0) {
+            log_info("tokens partitions: %d created, %d dropped (older than %d days)", created,
+                     dropped, state->config->token_retention_days);
+        }
+    }
+    PQclear(res);
+    /* On failure try again in a minute rather than an hour. */
+    state->next_maintenance_ms =
+        monotonic_ms() + (rc == TK_OK ? MAINTENANCE_INTERVAL_MS : 60 * 1000);
+}
+
+/* Sleeps up to `ms`, returning early when a stop signal arrives. */
+static void pause_ms(const sigset_t *stop_signals, int ms)
+{
+    if (stop_requested) {
+        return;
+    }
+    struct timespec wait = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+    if (sigtimedwait(stop_signals, NULL, &wait) > 0) {
+        stop_requested = 1;
+    }
+}
+
+/* One turn of the loop. Returns true when the queue is empty. */
+static bool flush_once(struct flusher_state *state, const sigset_t *stop_signals)
+{
+    const struct tokend_config *config = state->config;
+    int64_t now = monotonic_ms();
+    uint64_t depth = token_queue_depth(state->queue);
+    if (depth == 0) {
+        state->last_flush_ms = now;
+        return true;
+    }
+    bool due = stop_requested || depth >= (uint64_t)config->flush_batch ||
+               now - state->last_flush_ms >= config->flush_interval_ms;
+    if (!due) {
+        return false;
+    }
+    uint64_t span = 0;
+    size_t count = token_queue_peek(state->queue, state->batch, (size_t)config->flush_batch, &span);
+    if (count == 0) {
+        if (span > 0) {
+            token_queue_release(state->queue, span); /* only abandoned slots */
+        } else {
+            pause_ms(stop_signals, 1); /* a producer is publishing the head slot */
+        }
+        return false;
+    }
+    int rc = write_batch(state, count);
+    if (rc == TK_OK) {
+        token_queue_release(state->queue, span);
+        state->last_flush_ms = monotonic_ms();
+        state->backoff_ms = 0;
+        return false;
+    }
+    state->backoff_ms = state->backoff_ms == 0 ? BACKOFF_MIN_MS : state->backoff_ms * 2;
+    if (state->backoff_ms > BACKOFF_MAX_MS) {
+        state->backoff_ms = BACKOFF_MAX_MS;
+    }
+    pause_ms(stop_signals, state->backoff_ms);
+    return false;
+}
+
+int flusher_main(const struct tokend_config *config, struct token_queue *queue)
+{
+    pid_t master = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master) {
+        stop_requested = 1;
+    }
+    struct sigaction stop_action = {.sa_handler = on_stop_signal};
+    sigemptyset(&stop_action.sa_mask);
+    sigaction(SIGTERM, &stop_action, NULL);
+    sigaction(SIGINT, &stop_action, NULL);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    /* Stop signals stay blocked and are taken synchronously in pause_ms. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_signals, NULL);
+
+    struct flusher_state state = {.config = config, .queue = queue};
+    buffer_init(&state.copy_data);
+    int status = 1;
+    state.db =
+        db_conn_create(config->database_url, config->database_password, config->db_timeout_ms, 0);
+    state.batch = calloc((size_t)config->flush_batch, sizeof(*state.batch));
+    if (state.db == NULL || state.batch == NULL) {
+        log_error("flusher start-up failed: out of memory");
+        goto done;
+    }
+    state.last_flush_ms = monotonic_ms();
+    uint64_t leftover = token_queue_depth(queue);
+    if (leftover > 0) {
+        log_info("flusher: %llu queued token(s) to write", (unsigned long long)leftover);
+    }
+    for (;;) {
+        if (monotonic_ms() >= state.next_maintenance_ms && !stop_requested) {
+            maintain_partitions(&state);
+        }
+        bool empty = flush_once(&state, &stop_signals);
+        if (empty && stop_requested) {
+            break;
+        }
+        if (empty || !stop_requested) {
+            int64_t since = monotonic_ms() - state.last_flush_ms;
+            bool batch_waiting = token_queue_depth(queue) >= (uint64_t)config->flush_batch;
+            if (!batch_waiting && since < config->flush_interval_ms) {
+                pause_ms(&stop_signals, POLL_INTERVAL_MS);
+            }
+        }
+    }
+    status = 0;
+done:
+    free(state.batch);
+    buffer_free(&state.copy_data);
+    db_conn_destroy(state.db);
+    return status;
+}
