@@ -112,11 +112,17 @@ static int wait_for_connection(struct transport_state *state)
     return TK_OK;
 }
 
-/* The request path from REQUEST_URI (nginx, Apache), without the query;
- * else SCRIPT_NAME + PATH_INFO as CGI defines it. */
+/* The request path: nginx's DOCUMENT_URI (normalised the way its
+ * `location` matched it: "//" merged, %XX decoded), else REQUEST_URI
+ * (Apache) without the query, else SCRIPT_NAME + PATH_INFO as CGI defines
+ * it. */
 static const char *request_path(struct transport_state *state)
 {
     FCGX_ParamArray env = state->fcgi.envp;
+    const char *document = FCGX_GetParam("DOCUMENT_URI", env);
+    if (document != NULL && document[0] != '\0') {
+        return document;
+    }
     const char *uri = FCGX_GetParam("REQUEST_URI", env);
     if (uri != NULL && uri[0] != '\0') {
         size_t len = strcspn(uri, "?");

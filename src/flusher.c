@@ -256,6 +256,7 @@ int flusher_main(const struct tokend_config *config, struct token_queue *queue)
 {
     pid_t master = getppid();
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+    prctl(PR_SET_NAME, "tokend-flusher"); /* what ps -o comm and /proc/PID/comm show */
     if (getppid() != master) {
         stop_requested = 1;
     }

@@ -140,13 +140,24 @@ static bool read_credentials(const struct http_request *req, const struct http_f
         invalid_client(resp, false);
         return false;
     }
-    if (strlen(body_id) > CLIENT_ID_MAX_LEN) {
-        invalid_client(resp, false);
-        return false;
-    }
     creds->client_id = body_id;
     creds->client_secret = body_secret;
     return true;
+}
+
+/* True for an id the registry could hold: 1..128 printable ASCII characters
+ * without space (the clients table's CHECK). Anything else cannot be a
+ * client, so it is refused before it costs a cache slot or a query (and a
+ * byte that is not UTF-8 never reaches PostgreSQL). */
+static bool client_id_well_formed(const char *client_id)
+{
+    size_t len = 0;
+    for (const char *p = client_id; *p != '\0'; p++, len++) {
+        if (*p < '!' || *p > '~' || len >= CLIENT_ID_MAX_LEN) {
+            return false;
+        }
+    }
+    return len > 0;
 }
 
 /* Step 3. Returns the cache entry, or NULL with the answer filled. */
@@ -156,6 +167,10 @@ static struct client_cache_entry *find_client(struct handler_context *ctx,
                                               struct http_response *resp)
 {
     struct client_cache_entry *entry = NULL;
+    if (!client_id_well_formed(creds->client_id)) {
+        invalid_client(resp, creds->basic);
+        return NULL;
+    }
     switch (client_cache_lookup(ctx->cache, creds->client_id, &entry)) {
     case CLIENT_CACHE_HIT:
         return entry;
@@ -164,10 +179,6 @@ static struct client_cache_entry *find_client(struct handler_context *ctx,
         return NULL;
     case CLIENT_CACHE_MISS:
         break;
-    }
-    if (strlen(creds->client_id) > CLIENT_ID_MAX_LEN) {
-        invalid_client(resp, creds->basic);
-        return NULL;
     }
     struct client_record record;
     int rc = client_store_lookup(ctx->db, creds->client_id, req->arena, &record);

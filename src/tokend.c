@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 
@@ -97,24 +98,6 @@ int main(int argc, char **argv)
         goto done;
     }
 
-    char segment_name[SHM_SEGMENT_NAME_MAX + 1];
-    if (config.shm_name[0] != '\0') {
-        snprintf(segment_name, sizeof(segment_name), "%s", config.shm_name);
-    } else {
-        shm_segment_name_for_listen(config.listen, segment_name);
-    }
-    struct shm_segment segment;
-    if (shm_segment_open(&segment, segment_name, (uint64_t)config.queue_capacity, SHM_SEGMENT_OWN,
-                         error, sizeof(error)) != TK_OK) {
-        log_error("%s", error);
-        goto done;
-    }
-    if (!segment.created) {
-        log_warn("re-attached shared memory segment %s left by a previous run; its %llu queued "
-                 "token(s) will be written to the database",
-                 segment.name, (unsigned long long)token_queue_depth(&segment.queue));
-    }
-
     int listen_fd;
     const char *bound_path = NULL;
     if (listen_socket_inherited()) {
@@ -131,9 +114,31 @@ int main(int argc, char **argv)
     }
     if (listen_fd < 0) {
         log_error("%s", error);
-        shm_segment_close(&segment);
         goto done;
     }
+
+    char segment_name[SHM_SEGMENT_NAME_MAX + 1];
+    if (config.shm_name[0] != '\0') {
+        snprintf(segment_name, sizeof(segment_name), "%s", config.shm_name);
+    } else {
+        shm_segment_name_for_listen(config.listen, segment_name);
+    }
+    struct shm_segment segment;
+    if (shm_segment_open(&segment, segment_name, (uint64_t)config.queue_capacity, SHM_SEGMENT_OWN,
+                         error, sizeof(error)) != TK_OK) {
+        log_error("%s", error);
+        close(listen_fd);
+        if (bound_path != NULL) {
+            unlink(bound_path);
+        }
+        goto done;
+    }
+    if (!segment.created) {
+        log_warn("re-attached shared memory segment %s left by a previous run; its %llu queued "
+                 "token(s) will be written to the database",
+                 segment.name, (unsigned long long)token_queue_depth(&segment.queue));
+    }
+
     status = master_run(&config, &keys, &segment, listen_fd, bound_path);
     shm_segment_close(&segment);
 done:

@@ -67,6 +67,7 @@ int worker_main(const struct tokend_config *config, const struct key_set *keys, 
 {
     pid_t master = getppid();
     prctl(PR_SET_PDEATHSIG, SIGTERM);
+    prctl(PR_SET_NAME, "tokend-worker"); /* what ps -o comm and /proc/PID/comm show */
     if (getppid() != master) {
         return 0; /* the master died between fork and prctl */
     }

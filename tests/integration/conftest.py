@@ -347,3 +347,486 @@ def migrated_db(pg, tokenctl):
     result = tokenctl("migrate")
     assert result.returncode == 0, result.stderr
     return pg.url
+
+
+# ---------------------------------------------------------------------------
+# 5. tokend, nginx, spawn-fcgi
+# ---------------------------------------------------------------------------
+#
+# A "stack" is what a deployment runs: tokend (started by its own master or
+# by spawn-fcgi) on a unix socket in a private directory, and nginx with the
+# SHIPPED server block (nginx-conf/tokend.conf, rewritten by
+# scripts/nginx-conf-for) on a free 127.0.0.1 port, talking to the pg
+# fixture's database. Every process is started in its own session and is
+# stopped by the fixture that started it (and, should the test run be
+# interrupted, by an atexit backstop), so nothing outlives the suite.
+
+import base64 as _base64
+import http.client
+import json
+import re
+import signal
+import threading
+import urllib.parse
+import uuid
+from contextlib import contextmanager
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+SPAWN_FCGI = shutil.which("spawn-fcgi") or "/usr/bin/spawn-fcgi"
+NGINX_CONF_FOR = REPO_ROOT / "scripts" / "nginx-conf-for"
+# Deadline of every HTTP exchange with the stack: a hang is a failure.
+HTTP_TIMEOUT_S = 10
+# How long a process gets to start or to stop before the test fails.
+START_TIMEOUT_S = 20
+STOP_TIMEOUT_S = 30
+
+_processes_to_kill = []
+
+
+@atexit.register
+def _kill_leftover_processes():
+    # Backstop for interrupted sessions; the fixtures normally stop these.
+    for proc in _processes_to_kill:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def _spawn(args, log_path, **kwargs):
+    """Popen in a new session (so a backstop can kill the whole group), stdin
+    from /dev/null, stdout and stderr appended to log_path."""
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen([str(a) for a in args], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=log, start_new_session=True, **kwargs)
+    _processes_to_kill.append(proc)
+    return proc
+
+
+def _terminate(proc, sig=signal.SIGTERM, timeout_s=STOP_TIMEOUT_S):
+    """Sends `sig` to proc and waits; SIGKILLs its process group when it does
+    not exit in time. Returns the exit code (negative: killed by a signal),
+    and whether it exited by itself."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+    try:
+        return proc.wait(timeout=timeout_s), True
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        return proc.wait(timeout=10), False
+    finally:
+        if proc in _processes_to_kill:
+            _processes_to_kill.remove(proc)
+
+
+def child_pids(pid):
+    """The pids of pid's children (from /proc; [] when it is gone)."""
+    children = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                children += [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+    return sorted(children)
+
+
+def process_name(pid):
+    """The process's name (/proc/PID/comm): tokend's children call
+    themselves tokend-worker and tokend-flusher. "" when it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def wait_until(predicate, timeout_s, interval_s=0.05, message="condition"):
+    """Polls predicate() until it returns something truthy (and returns
+    that); raises AssertionError after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {message}")
+        time.sleep(interval_s)
+
+
+# -- keys --
+
+@pytest.fixture(scope="session")
+def keys(tokenctl, tmp_path_factory):
+    """{"ES256": path, "RS256": path, "HS256": path}: signing keys made by
+    `tokenctl key generate` (mode 0600)."""
+    directory = tmp_path_factory.mktemp("keys")
+    paths = {}
+    for alg in ("ES256", "RS256", "HS256"):
+        path = directory / f"{alg.lower()}.key"
+        result = tokenctl("key", "generate", "--alg", alg, "--out", path, db=None)
+        assert result.returncode == 0, result.stderr
+        paths[alg] = path
+    return paths
+
+
+# -- tokend --
+
+class Tokend:
+    """tokend with a generated configuration, started as a subprocess.
+
+    The configuration: listen = unix:<dir>/tokend.sock (mode 0666), `workers`,
+    `issuer`, the database URL, the signing key (HS256 through hmac_key_file),
+    db_timeout_ms = 1000, shutdown_timeout = 10s, then `settings` (a dict of
+    further keys, which may override those). stderr (the log) goes to
+    <dir>/tokend.log."""
+
+    def __init__(self, binary, base_dir, *, issuer, database_url, alg, key_path, workers=2,
+                 settings=None):
+        self.binary = Path(binary)
+        self.base_dir = Path(base_dir)
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_path = self.base_dir / "tokend.sock"
+        self.config_path = self.base_dir / "tokend.conf"
+        self.log_path = self.base_dir / "tokend.log"
+        self.workers = workers
+        self.alg = alg
+        self.key_path = Path(key_path)
+        self.proc = None
+        self.started_at = None
+        values = {
+            "listen": f"unix:{self.socket_path}",
+            "listen_mode": "0666",
+            "workers": str(workers),
+            "issuer": issuer,
+            "database_url": database_url,
+            "db_timeout_ms": "1000",
+            "shutdown_timeout": "10s",
+        }
+        if alg == "HS256":
+            values.update(signing_alg="HS256", hmac_key_file=str(key_path))
+        else:
+            values.update(signing_key_file=str(key_path))
+        values.update(settings or {})
+        self.settings = values
+
+    def write_config(self):
+        lines = ["# written by tests/integration/conftest.py"]
+        lines += [f"{key} = {value}" for key, value in self.settings.items()]
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def command(self):
+        return [self.binary, "-c", self.config_path]
+
+    def start(self):
+        """Starts tokend and waits until its socket accepts connections and
+        all its workers run."""
+        self.write_config()
+        self.proc = _spawn(self.command(), self.log_path, cwd=self.base_dir)
+        try:
+            wait_until(lambda: self.proc.poll() is not None or self.socket_path.exists(),
+                       START_TIMEOUT_S, message=f"{self.socket_path} to appear")
+            wait_until(lambda: self.proc.poll() is not None or
+                       len(self.worker_pids()) == self.workers,
+                       START_TIMEOUT_S, message=f"{self.workers} workers")
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tokend exited {self.proc.returncode} at start:\n{self.log()}")
+            self.started_at = time.monotonic()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    @property
+    def pid(self):
+        """The master's pid."""
+        return self.proc.pid
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def worker_pids(self):
+        if not self.running():
+            return []
+        return [p for p in child_pids(self.proc.pid) if process_name(p) == "tokend-worker"]
+
+    def flusher_pid(self):
+        """The flusher's pid, or None."""
+        if not self.running():
+            return None
+        found = [p for p in child_pids(self.proc.pid) if process_name(p) == "tokend-flusher"]
+        return found[0] if found else None
+
+    def stop(self, sig=signal.SIGTERM):
+        """Sends `sig` (SIGTERM) to the master and waits for it to exit;
+        returns its exit code (None when it was not started)."""
+        if self.proc is None:
+            return None
+        code, _ = _terminate(self.proc, sig)
+        return code
+
+    def log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+class SpawnFcgi(Tokend):
+    """tokend started the way README's spawn-fcgi section says:
+    `spawn-fcgi -n -s SOCK -M 0666 -- tokend -c CONF`. spawn-fcgi creates
+    the socket, passes it on fd 0 and (with -n) execs tokend in place, so
+    the process started is tokend's master. The configured `listen` points
+    elsewhere, to show that it is ignored."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.settings["listen"] = f"unix:{self.base_dir / 'ignored.sock'}"
+
+    def command(self):
+        return [SPAWN_FCGI, "-n", "-s", self.socket_path, "-M", "0666", "--",
+                self.binary, "-c", self.config_path]
+
+
+# -- nginx --
+
+class Nginx:
+    """nginx running the shipped server block: scripts/nginx-conf-for writes
+    <dir>/nginx.conf, which includes <dir>/tokend.conf (nginx-conf/tokend.conf
+    with its @listen/@socket lines rewritten). `keepalive=K` then edits that
+    copy: `keepalive K;` in the upstream and `fastcgi_keep_conn on;` in the
+    token endpoint's location."""
+
+    def __init__(self, base_dir, port, socket_path, keepalive=None):
+        self.base_dir = Path(base_dir)
+        self.port = port
+        self.socket_path = Path(socket_path)
+        self.keepalive = keepalive
+        self.conf_path = self.base_dir / "nginx.conf"
+        self.server_conf_path = self.base_dir / "tokend.conf"
+        self.error_log = self.base_dir / "logs" / "error.log"
+        self.proc = None
+
+    def configure(self):
+        run([NGINX_CONF_FOR, f"127.0.0.1:{self.port}", self.socket_path, self.base_dir])
+        if self.keepalive is not None:
+            text = self.server_conf_path.read_text()
+            text, n_upstream = re.subn(r"(upstream tokend \{\n)",
+                                       rf"\1    keepalive {self.keepalive};\n", text)
+            text, n_location = re.subn(r"(location = /oauth/token \{\n)",
+                                       r"\1        fastcgi_keep_conn on;\n", text)
+            assert (n_upstream, n_location) == (1, 1), "the shipped block changed shape"
+            self.server_conf_path.write_text(text)
+
+    def start(self):
+        self.configure()
+        self.proc = _spawn([NGINX, "-e", self.error_log, "-p", self.base_dir,
+                            "-c", self.conf_path, "-g", "daemon off;"],
+                           self.base_dir / "nginx.stderr")
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"nginx exited {self.proc.returncode}:\n"
+                                       f"{(self.base_dir / 'nginx.stderr').read_text()}")
+                try:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                        break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            _terminate(self.proc, signal.SIGTERM)
+
+    def log(self):
+        try:
+            return self.error_log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+class Stack:
+    """tokend + nginx. .url, .port, .issuer, .tokend, .nginx, .request()."""
+
+    def __init__(self, tokend, nginx, issuer):
+        self.tokend = tokend
+        self.nginx = nginx
+        self.issuer = issuer
+        self.port = nginx.port
+        self.url = f"http://127.0.0.1:{nginx.port}"
+
+    def request(self, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT_S):
+        return http_request(self.port, method, path, body, headers, timeout)
+
+    def token(self, *args, **kwargs):
+        return token_request(self.port, *args, **kwargs)
+
+
+@contextmanager
+def running_stack(build_dir, pg, keys, *, alg="ES256", workers=2, settings=None,
+                  launcher="master", keepalive=None, database_url=None):
+    """Starts tokend (launcher "master" or "spawn-fcgi") and nginx in a fresh
+    directory; stops both (nginx first) and removes the directory on exit,
+    even when the body raised. The database defaults to the pg fixture's."""
+    base_dir = Path(tempfile.mkdtemp(prefix="tokend-it-"))
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    cls = SpawnFcgi if launcher == "spawn-fcgi" else Tokend
+    tokend = cls(build_dir / "tokend", base_dir / "tokend", issuer=issuer,
+                 database_url=database_url or pg.url, alg=alg, key_path=keys[alg],
+                 workers=workers, settings=settings)
+    nginx = Nginx(base_dir / "nginx", port, tokend.socket_path, keepalive=keepalive)
+    try:
+        tokend.start()
+        nginx.start()
+        yield Stack(tokend, nginx, issuer)
+    finally:
+        nginx.stop()
+        tokend.stop()
+        shutil.rmtree(base_dir, ignore_errors=True)
+
+
+# -- HTTP --
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # http.client.HTTPMessage: case-insensitive .get()
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<{self.status} {dict(self.headers)} {self.body[:300]!r}>"
+
+
+def http_request(port, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT_S):
+    """One request on a new connection to 127.0.0.1:port; returns a
+    Response. A body that is neither str nor bytes (an iterable of chunks)
+    is sent with Transfer-Encoding: chunked. Raises on a timeout or a broken
+    connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        chunked = body is not None and not isinstance(body, (str, bytes))
+        conn.request(method, path, body=body, headers=headers or {}, encode_chunked=chunked)
+        resp = conn.getresponse()
+        return Response(resp.status, resp.headers, resp.read())
+    finally:
+        conn.close()
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def basic_header(client_id, secret):
+    """Authorization: Basic as RFC 6749 §2.3.1 says: id and secret each
+    form-urlencoded, then base64."""
+    raw = f"{urllib.parse.quote_plus(client_id)}:{urllib.parse.quote_plus(secret)}"
+    return "Basic " + _base64.b64encode(raw.encode()).decode()
+
+
+def token_request(port, client_id=None, secret=None, *, auth="basic", params=None,
+                  headers=None, timeout=HTTP_TIMEOUT_S):
+    """POST /oauth/token with grant_type=client_credentials (unless params
+    sets grant_type; a None value drops a parameter), client authentication
+    by `auth` ("basic" or "post"), and `params` as a dict or a list of pairs."""
+    pairs = [("grant_type", "client_credentials")]
+    extra = list(params.items()) if isinstance(params, dict) else list(params or [])
+    names = {name for name, _ in extra}
+    pairs = [p for p in pairs if p[0] not in names] + [p for p in extra if p[1] is not None]
+    all_headers = {"Content-Type": FORM}
+    if client_id is not None and auth == "basic":
+        all_headers["Authorization"] = basic_header(client_id, secret)
+    elif client_id is not None and auth == "post":
+        pairs += [("client_id", client_id), ("client_secret", secret)]
+    all_headers.update(headers or {})
+    body = urllib.parse.urlencode(pairs)
+    return http_request(port, "POST", "/oauth/token", body, all_headers, timeout)
+
+
+# -- clients --
+
+@pytest.fixture(scope="session")
+def make_client(tokenctl, migrated_db):
+    """make_client(prefix, scopes=..., default_scopes=..., audience=None,
+    ttl=None) registers a new client under a unique id with `tokenctl client
+    add` and returns (id, secret)."""
+    def make(prefix="it", scopes="read write", default_scopes="read", audience=None, ttl=None):
+        client_id = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        args = ["client", "add", client_id, "--scopes", scopes]
+        if default_scopes is not None:
+            args += ["--default-scopes", default_scopes]
+        if audience is not None:
+            args += ["--audience", audience]
+        if ttl is not None:
+            args += ["--ttl", str(ttl)]
+        result = tokenctl(*args)
+        assert result.returncode == 0, result.stderr
+        return client_id, result.stdout.strip()
+    return make
+
+
+@pytest.fixture(scope="module")
+def client(make_client):
+    """A client allowed "read write" with default scope "read": (id, secret)."""
+    return make_client("client")
+
+
+class Traffic:
+    """Background threads sending valid token requests through nginx in a
+    loop until stop() (or max_seconds), recording (start, end, status) per
+    request; status is the exception's class name when no answer came."""
+
+    def __init__(self, port, client_id, secret, threads=2, max_seconds=30):
+        self.port = port
+        self.client_id = client_id
+        self.secret = secret
+        self.results = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + max_seconds
+        self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(threads)]
+
+    def _loop(self):
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            start = time.monotonic()
+            try:
+                status = token_request(self.port, self.client_id, self.secret).status
+            except Exception as exc:  # noqa: BLE001 - recorded and asserted on
+                status = type(exc).__name__
+            with self._lock:
+                self.results.append((start, time.monotonic(), status))
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=HTTP_TIMEOUT_S + 5)
+        assert not any(t.is_alive() for t in self._threads), "traffic thread hung"
+        return list(self.results)
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def count(self):
+        with self._lock:
+            return len(self.results)

@@ -323,6 +323,7 @@ static void test_form_encoded_basic_credentials(void)
 
 static void test_client_authentication_errors(void)
 {
+    uint64_t misses_before = client_cache_get_stats(cache)->misses;
     post_form(basic("svc", "wrong"), "grant_type=client_credentials");
     expect_error(401, "invalid_client");
     CHECK(has_header("WWW-Authenticate: Basic realm=\"tokend\"\r\n"));
@@ -356,6 +357,21 @@ static void test_client_authentication_errors(void)
 
     post_form(NULL, "grant_type=client_credentials&client_id=svc&client_id=svc&client_secret=x");
     expect_error(400, "invalid_request");
+
+    /* ids no client can have never reach the cache or the database (which
+     * is down here: a lookup would answer 503) */
+    post_form(NULL, "grant_type=client_credentials&client_id=%FF&client_secret=x");
+    expect_error(401, "invalid_client");
+    post_form(NULL, "grant_type=client_credentials&client_id=a+b&client_secret=x");
+    expect_error(401, "invalid_client");
+    post_form(basic("caf\xc3\xa9", good_secret), "grant_type=client_credentials");
+    expect_error(401, "invalid_client");
+    char long_id[200];
+    memset(long_id, 'x', 129);
+    long_id[129] = '\0';
+    post_form(basic(long_id, good_secret), "grant_type=client_credentials");
+    expect_error(401, "invalid_client");
+    CHECK_INT(client_cache_get_stats(cache)->misses, misses_before);
 }
 
 static void test_request_shape_errors(void)
