@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <openssl/crypto.h>
@@ -80,6 +81,7 @@ struct config_key {
 
 static const char *check_listen(const char *value);
 static const char *check_shm_name(const char *value);
+static const char *check_audience(const char *value);
 static const char *check_token_typ(const char *value);
 static const char *check_signing_alg(const char *value);
 static const char *check_kid(const char *value);
@@ -97,7 +99,7 @@ static const struct config_key config_keys[] = {
      MS_PER_S, NULL},
     {"log_level", KIND_LOG_LEVEL, FIELD(log_level), 0, 0, 0, NULL},
     {"issuer", KIND_STRING, FIELD(issuer), 0, 0, 0, NULL},
-    {"default_audience", KIND_STRING, FIELD(default_audience), 0, 0, 0, NULL},
+    {"default_audience", KIND_STRING, FIELD(default_audience), 0, 0, 0, check_audience},
     {"token_ttl", KIND_DURATION_I64_S, FIELD(token_ttl_s), MS_PER_S, MS_PER_D, MS_PER_S, NULL},
     {"token_typ", KIND_STRING, FIELD(token_typ), 0, 0, 0, check_token_typ},
     {"signing_alg", KIND_STRING, FIELD(signing_alg), 0, 0, 0, check_signing_alg},
@@ -273,6 +275,12 @@ int config_parse_duration_ms(const char *text, int64_t default_unit_ms, int64_t 
 
 /* ---- value checks of string keys ---- */
 
+static const char *check_audience(const char *value)
+{
+    /* An issued token's audience must fit its queue record. */
+    return strlen(value) < TOKEN_RECORD_AUDIENCE_SIZE ? NULL : "at most 255 bytes";
+}
+
 static const char *check_shm_name(const char *value)
 {
     return value[0] == '\0' || shm_segment_name_valid(value)
@@ -367,6 +375,10 @@ static int read_secret_file(const char *path, char **out, char *reason, size_t r
         goto done;
     }
     rc = TK_INVALID;
+    if ((contents.mode & S_IRWXO) != 0) {
+        snprintf(reason, reason_size, "%s: readable by others (chmod o-rwx it)", path);
+        goto done;
+    }
     if (file_read_has_nul(&contents)) {
         snprintf(reason, reason_size, "%s: contains a NUL byte", path);
         goto done;

@@ -29,9 +29,10 @@
  * token_retention_days, through the SQL functions of sql/002_tokens.sql.
  *
  * SIGTERM/SIGINT: flush whatever is queued, regardless of batch size and
- * interval, and exit 0 once the queue is empty. The master sends it only
- * after every worker has exited, so nothing new arrives while draining, and
- * bounds the drain with shutdown_timeout.
+ * interval, and exit 0 once the queue is empty; give up after
+ * shutdown_timeout (exit 1), leaving the rest in the segment for the next
+ * start. The master sends it only after every worker has exited, so nothing
+ * new arrives while draining.
  */
 #include <errno.h>
 #include <signal.h>
@@ -200,13 +201,16 @@ static void maintain_partitions(struct flusher_state *state)
         monotonic_ms() + (rc == TK_OK ? MAINTENANCE_INTERVAL_MS : 60 * 1000);
 }
 
-/* Sleeps up to `ms`, returning early when a stop signal arrives. */
+/* Sleeps `ms`. Before a stop request a stop signal ends the sleep early;
+ * after it the full time is slept (a drain that keeps failing backs off
+ * like any retry). */
 static void pause_ms(const sigset_t *stop_signals, int ms)
 {
+    struct timespec wait = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
     if (stop_requested) {
+        nanosleep(&wait, NULL);
         return;
     }
-    struct timespec wait = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
     if (sigtimedwait(stop_signals, NULL, &wait) > 0) {
         stop_requested = 1;
     }
@@ -288,6 +292,7 @@ int flusher_main(const struct tokend_config *config, struct token_queue *queue)
     if (leftover > 0) {
         log_info("flusher: %llu queued token(s) to write", (unsigned long long)leftover);
     }
+    int64_t drain_deadline_ms = -1;
     for (;;) {
         if (monotonic_ms() >= state.next_maintenance_ms && !stop_requested) {
             maintain_partitions(&state);
@@ -295,6 +300,16 @@ int flusher_main(const struct tokend_config *config, struct token_queue *queue)
         bool empty = flush_once(&state, &stop_signals);
         if (empty && stop_requested) {
             break;
+        }
+        if (stop_requested && drain_deadline_ms < 0) {
+            drain_deadline_ms = monotonic_ms() + config->shutdown_timeout_ms;
+        }
+        if (drain_deadline_ms >= 0 && monotonic_ms() >= drain_deadline_ms) {
+            /* The database stayed away: leave the rest in the segment for
+             * the next start rather than hold it (and its lock) forever. */
+            log_warn("flusher: could not write every queued token within shutdown_timeout");
+            status = 1;
+            goto done;
         }
         if (empty || !stop_requested) {
             int64_t since = monotonic_ms() - state.last_flush_ms;

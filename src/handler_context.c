@@ -29,6 +29,11 @@ int handler_context_init(struct handler_context *ctx, const struct tokend_config
     ctx->now_s = wall_clock_s;
     ctx->default_audience =
         config->default_audience[0] != '\0' ? config->default_audience : config->issuer;
+    /* Endpoints live under the issuer's path, as the metadata says. */
+    const char *host = strstr(config->issuer, "://");
+    const char *path = host != NULL ? strchr(host + 3, '/') : NULL;
+    ctx->path_prefix = path != NULL ? path : "";
+    ctx->path_prefix_len = strlen(ctx->path_prefix);
     buffer_init(&ctx->metadata_json);
     buffer_init(&ctx->token_scratch);
     discovery_render_metadata(config, keys, &ctx->metadata_json);

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -29,6 +30,37 @@ bool listen_socket_inherited(void)
     socklen_t len = sizeof(listening);
     return getsockopt(STDIN_FILENO, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 &&
            listening != 0;
+}
+
+int listen_socket_describe(int fd, char *out, size_t out_size)
+{
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof(addr);
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
+        return TK_ERROR;
+    }
+    char host[NI_MAXHOST], port[NI_MAXSERV];
+    switch (addr.ss_family) {
+    case AF_UNIX: {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&addr;
+        if (len <= offsetof(struct sockaddr_un, sun_path) || un->sun_path[0] == '\0') {
+            return TK_ERROR; /* unnamed or abstract */
+        }
+        snprintf(out, out_size, "unix:%.*s", (int)(len - offsetof(struct sockaddr_un, sun_path)),
+                 un->sun_path);
+        return TK_OK;
+    }
+    case AF_INET:
+    case AF_INET6:
+        if (getnameinfo((struct sockaddr *)&addr, len, host, sizeof(host), port, sizeof(port),
+                        NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+            return TK_ERROR;
+        }
+        snprintf(out, out_size, addr.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+        return TK_OK;
+    default:
+        return TK_ERROR;
+    }
 }
 
 const char *listen_socket_unix_path(const char *spec)

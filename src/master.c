@@ -167,7 +167,10 @@ static bool stop_children(struct master_state *master, enum child_kind kind)
 {
     const char *what = kind == CHILD_FLUSHER ? "flusher" : "worker(s)";
     signal_children(master, kind, SIGTERM);
-    int64_t deadline = monotonic_ms() + master->config->shutdown_timeout_ms;
+    /* The flusher gives up by itself after shutdown_timeout; the grace lets
+     * it say so before it would be killed. */
+    int64_t grace_ms = kind == CHILD_FLUSHER ? 2000 : 0;
+    int64_t deadline = monotonic_ms() + master->config->shutdown_timeout_ms + grace_ms;
     sigset_t child;
     sigemptyset(&child);
     sigaddset(&child, SIGCHLD);

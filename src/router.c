@@ -2,7 +2,10 @@
  * router.c - which handler serves which method and path.
  *
  * The table is small and fixed, so a linear scan with exact string matches
- * is both the simplest and the fastest choice. A known path with another
+ * is both the simplest and the fastest choice. When the issuer has a path
+ * (https://host/auth) the endpoints are advertised under it, so a request
+ * path starting with that prefix is matched without it; a web server that
+ * strips the prefix itself works too. A known path with another
  * method answers 405 with Allow; HEAD is served wherever GET is (the
  * transport drops the body). Unknown paths answer 404 in JSON so clients
  * that parse every answer as JSON never trip.
@@ -38,9 +41,14 @@ static bool method_allowed(const struct route *route, const char *method)
 void router_handle(struct handler_context *ctx, const struct http_request *req,
                    struct http_response *resp)
 {
+    const char *path = req->path;
+    if (ctx->path_prefix_len > 0 && strncmp(path, ctx->path_prefix, ctx->path_prefix_len) == 0 &&
+        path[ctx->path_prefix_len] == '/') {
+        path += ctx->path_prefix_len;
+    }
     const struct route *route = NULL;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (strcmp(req->path, routes[i].path) == 0) {
+        if (strcmp(path, routes[i].path) == 0) {
             route = &routes[i];
             break;
         }

@@ -108,7 +108,7 @@ int shm_segment_open(struct shm_segment *segment, const char *name, uint64_t que
     segment->fd = -1;
     segment->base = MAP_FAILED;
     if (!shm_segment_name_valid(name)) {
-        snprintf(error, error_size, "shm_name '%s' must be '/' and 1 to 200 of [A-Za-z0-9._-]",
+        snprintf(error, error_size, "shm_name '%s' must be '/' and 1 to 199 of [A-Za-z0-9._-]",
                  name);
         return TK_INVALID;
     }

@@ -402,7 +402,11 @@ void token_endpoint_handle(struct handler_context *ctx, const struct http_reques
     rc = scope_settle(requested_scope, client->allowed_scopes, client->default_scopes, req->arena,
                       &granted, &error);
     if (rc == TK_ERROR) {
-        http_response_oauth_error(resp, 500, "server_error", "out of memory");
+        /* Out of memory, or scopes stored for the client are malformed:
+         * tokend's fault, never the request's. */
+        log_error("settling scopes for client '%s' failed: %s", client->client_id,
+                  error != NULL ? error : "unknown error");
+        http_response_oauth_error(resp, 500, "server_error", error);
         return;
     }
     if (rc != TK_OK) {

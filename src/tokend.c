@@ -1,17 +1,24 @@
 /*
  * tokend.c - the daemon's entry point.
  *
- *   tokend [-c FILE] [-t]
+ *   tokend [-c FILE] [-t]        master: workers + flusher (the usual way)
+ *   tokend --flusher [-c FILE]   only the flusher, as its own service
  *
- * Reads the configuration, loads the signing keys (once, before forking, so
- * every worker shares the parsed keys and a bad key stops the start with a
- * clear message), opens the shared-memory segment (creating it, or taking
- * over one a crashed instance left with its queued tokens), takes the
- * FastCGI socket from fd 0 when a launcher such as spawn-fcgi passed one
- * there or binds `listen` itself, and hands over to the master. With -t it only checks the
- * configuration and keys, like `nginx -t`, and exits 0 or 1.
+ * Master mode reads the configuration, loads the signing keys (once, before
+ * forking, so every worker shares the parsed keys and a bad key stops the
+ * start with a clear message), takes the FastCGI socket from fd 0 when a
+ * launcher such as spawn-fcgi passed one there or binds `listen` itself,
+ * opens the shared-memory segment (creating it, or taking over one a crashed
+ * instance left with its queued tokens), and hands over to the master.
+ * With -t it only checks the configuration and keys, like `nginx -t`.
+ *
+ * Flusher mode is for layouts where something else spawns the workers
+ * (Apache's mod_fcgid): it owns the segment and drains it into PostgreSQL
+ * in the foreground until SIGTERM, then writes what is left, and removes
+ * the segment if it ends empty.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +27,7 @@
 #include "config.h"
 
 #include "tokend/config.h"
+#include "tokend/flusher.h"
 #include "tokend/key_set.h"
 #include "tokend/listen_socket.h"
 #include "tokend/logging.h"
@@ -31,18 +39,123 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: tokend [-c FILE] [-t]\n"
-            "  -c FILE   configuration file (default %s/tokend.conf)\n"
-            "  -t        check the configuration and keys, then exit\n"
-            "  -v        print the version\n",
+            "       tokend --flusher [-c FILE]\n"
+            "  -c FILE     configuration file (default %s/tokend.conf)\n"
+            "  -t          check the configuration and keys, then exit\n"
+            "  --flusher   run only the flusher (when another program spawns the workers)\n"
+            "  -v          print the version\n",
             TOKEND_SYSCONFDIR);
+}
+
+/* Opens the instance's segment as its owner. Unless shm_name is set, its
+ * name comes from the socket actually served: `listen`, or the address of
+ * the socket inherited on fd 0 (`listen_fd` >= 0), so two spawn-fcgi
+ * instances sharing one config file still get a segment each. Returns
+ * TK_OK or TK_ERROR (logged). */
+static int open_segment(const struct tokend_config *config, int listen_fd,
+                        struct shm_segment *segment)
+{
+    char name[SHM_SEGMENT_NAME_MAX + 1];
+    char error[CONFIG_ERROR_SIZE];
+    char address[CONFIG_ERROR_SIZE];
+    if (config->shm_name[0] != '\0') {
+        snprintf(name, sizeof(name), "%s", config->shm_name);
+    } else if (listen_fd >= 0 &&
+               listen_socket_describe(listen_fd, address, sizeof(address)) == TK_OK) {
+        shm_segment_name_for_listen(address, name);
+    } else {
+        shm_segment_name_for_listen(config->listen, name);
+    }
+    if (shm_segment_open(segment, name, (uint64_t)config->queue_capacity, SHM_SEGMENT_OWN, error,
+                         sizeof(error)) != TK_OK) {
+        log_error("%s", error);
+        return TK_ERROR;
+    }
+    if (!segment->created) {
+        log_warn("re-attached shared memory segment %s left by a previous run; its %llu queued "
+                 "token(s) will be written to the database",
+                 segment->name, (unsigned long long)token_queue_depth(&segment->queue));
+    }
+    return TK_OK;
+}
+
+static int run_master(const struct tokend_config *config, const struct key_set *keys)
+{
+    /* From here on a stop signal waits for the master loop, which stops
+     * cleanly (removing the socket), however early it comes. */
+    sigset_t handled;
+    sigemptyset(&handled);
+    sigaddset(&handled, SIGTERM);
+    sigaddset(&handled, SIGINT);
+    sigaddset(&handled, SIGHUP);
+    sigaddset(&handled, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &handled, NULL);
+    char error[CONFIG_ERROR_SIZE];
+    bool inherited = listen_socket_inherited();
+    int listen_fd;
+    const char *bound_path = NULL;
+    if (inherited) {
+        listen_fd = listen_socket_adopt_inherited(error, sizeof(error));
+        log_info("using the FastCGI socket inherited on fd 0 (listen = %s is ignored)",
+                 config->listen);
+    } else {
+        listen_fd = listen_socket_open(config->listen, config->listen_mode, config->listen_backlog,
+                                       error, sizeof(error));
+        bound_path = listen_socket_unix_path(config->listen);
+        if (listen_fd >= 0) {
+            log_info("listening on %s", config->listen);
+        }
+    }
+    if (listen_fd < 0) {
+        log_error("%s", error);
+        return 1;
+    }
+    /* The socket first: a second instance is refused with the clearer
+     * message about its socket before it looks at any segment. */
+    struct shm_segment segment;
+    if (open_segment(config, inherited ? listen_fd : -1, &segment) != TK_OK) {
+        close(listen_fd);
+        if (bound_path != NULL) {
+            unlink(bound_path);
+        }
+        return 1;
+    }
+    int status = master_run(config, keys, &segment, listen_fd, bound_path);
+    shm_segment_close(&segment);
+    return status;
+}
+
+static int run_flusher_service(const struct tokend_config *config)
+{
+    struct shm_segment segment;
+    if (open_segment(config, -1, &segment) != TK_OK) {
+        return 1;
+    }
+    log_info("flusher running for shared memory segment %s", segment.name);
+    int status = flusher_main(config, &segment.queue);
+    uint64_t left = token_queue_depth(&segment.queue);
+    if (status == 0 && left == 0) {
+        shm_segment_unlink(segment.name);
+        log_info("stopped; every issued token is in the database");
+    } else {
+        log_warn("stopped with %llu token(s) still queued in shared memory segment %s; the next "
+                 "start writes them to the database",
+                 (unsigned long long)left, segment.name);
+    }
+    shm_segment_close(&segment);
+    return status;
 }
 
 int main(int argc, char **argv)
 {
     const char *config_path = TOKEND_SYSCONFDIR "/tokend.conf";
     bool test_only = false;
-    static const struct option long_options[] = {
-        {"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'v'}, {NULL, 0, NULL, 0}};
+    bool flusher_only = false;
+    enum { OPTION_FLUSHER = 256 };
+    static const struct option long_options[] = {{"help", no_argument, NULL, 'h'},
+                                                 {"version", no_argument, NULL, 'v'},
+                                                 {"flusher", no_argument, NULL, OPTION_FLUSHER},
+                                                 {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "c:thv", long_options, NULL)) != -1) {
         switch (opt) {
@@ -51,6 +164,9 @@ int main(int argc, char **argv)
             break;
         case 't':
             test_only = true;
+            break;
+        case OPTION_FLUSHER:
+            flusher_only = true;
             break;
         case 'h':
             usage(stdout);
@@ -63,7 +179,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc) {
+    if (optind != argc || (test_only && flusher_only)) {
         usage(stderr);
         return 2;
     }
@@ -84,6 +200,10 @@ int main(int argc, char **argv)
         goto done;
     }
     log_set_level(config.log_level);
+    if (flusher_only) {
+        status = run_flusher_service(&config); /* needs no signing key */
+        goto done;
+    }
     if (key_set_load(&keys, &config, error, sizeof(error)) != TK_OK) {
         log_error("%s", error);
         goto done;
@@ -97,50 +217,7 @@ int main(int argc, char **argv)
         status = 0;
         goto done;
     }
-
-    int listen_fd;
-    const char *bound_path = NULL;
-    if (listen_socket_inherited()) {
-        listen_fd = listen_socket_adopt_inherited(error, sizeof(error));
-        log_info("using the FastCGI socket inherited on fd 0 (listen = %s is ignored)",
-                 config.listen);
-    } else {
-        listen_fd = listen_socket_open(config.listen, config.listen_mode, config.listen_backlog,
-                                       error, sizeof(error));
-        bound_path = listen_socket_unix_path(config.listen);
-        if (listen_fd >= 0) {
-            log_info("listening on %s", config.listen);
-        }
-    }
-    if (listen_fd < 0) {
-        log_error("%s", error);
-        goto done;
-    }
-
-    char segment_name[SHM_SEGMENT_NAME_MAX + 1];
-    if (config.shm_name[0] != '\0') {
-        snprintf(segment_name, sizeof(segment_name), "%s", config.shm_name);
-    } else {
-        shm_segment_name_for_listen(config.listen, segment_name);
-    }
-    struct shm_segment segment;
-    if (shm_segment_open(&segment, segment_name, (uint64_t)config.queue_capacity, SHM_SEGMENT_OWN,
-                         error, sizeof(error)) != TK_OK) {
-        log_error("%s", error);
-        close(listen_fd);
-        if (bound_path != NULL) {
-            unlink(bound_path);
-        }
-        goto done;
-    }
-    if (!segment.created) {
-        log_warn("re-attached shared memory segment %s left by a previous run; its %llu queued "
-                 "token(s) will be written to the database",
-                 segment.name, (unsigned long long)token_queue_depth(&segment.queue));
-    }
-
-    status = master_run(&config, &keys, &segment, listen_fd, bound_path);
-    shm_segment_close(&segment);
+    status = run_master(&config, &keys);
 done:
     key_set_free(&keys);
     config_free(&config);

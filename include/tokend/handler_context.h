@@ -35,8 +35,10 @@ struct handler_context {
     struct token_stats token_stats;
     handler_clock_fn now_s;
     const char *default_audience; /* config default_audience, or the issuer */
-    struct buffer metadata_json;  /* RFC 8414 document, rendered once */
-    struct buffer token_scratch;  /* the JWT being built, reused */
+    const char *path_prefix;      /* the issuer's path ("/auth" for https://h/auth), or "" */
+    size_t path_prefix_len;
+    struct buffer metadata_json; /* RFC 8414 document, rendered once */
+    struct buffer token_scratch; /* the JWT being built, reused */
 };
 
 /* Fills the context and renders the discovery document. Returns TK_OK or

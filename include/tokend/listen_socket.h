@@ -22,6 +22,11 @@ int listen_socket_adopt_inherited(char *error, size_t error_size);
 int listen_socket_open(const char *spec, unsigned mode, int backlog, char *error,
                        size_t error_size);
 
+/* Writes the address `fd` is bound to in `listen` syntax ("unix:/path",
+ * "127.0.0.1:9000", "[::1]:9000") into `out`. Returns TK_OK or TK_ERROR
+ * (getsockname failed, or an unnamed socket). */
+int listen_socket_describe(int fd, char *out, size_t out_size);
+
 /* The unix socket path of `spec`, or NULL for TCP. Cannot fail. */
 const char *listen_socket_unix_path(const char *spec);
 

@@ -59,7 +59,7 @@ enum shm_segment_mode {
     SHM_SEGMENT_ATTACH, /* attach to an existing segment (mod_fcgid workers) */
 };
 
-/* True for a valid name: "/" followed by 1..200 of [A-Za-z0-9._-].
+/* True for a valid name: "/" followed by 1..199 of [A-Za-z0-9._-].
  * Inline so the configuration parser can check names without linking the
  * segment code. Cannot fail. */
 static inline bool shm_segment_name_valid(const char *name)

@@ -71,12 +71,19 @@ def test_database_down_and_back(build_dir, pg, keys, make_client):
         assert stack.token(*uncached).status == 200
         assert stack.token(*cached).status == 200
 
-        log = stack.tokend.log()
         # One line per outage and process (the worker and the flusher each
-        # have a connection), not one per request or retry.
-        down = re.findall(r"tokend\[(\d+)\] warn: database unavailable", log)
+        # have a connection), not one per request or retry. The flusher
+        # reconnects on its own backoff (up to 10 s) to write the tokens
+        # queued meanwhile, so its "back" line may come a little later.
+        def outage_lines():
+            log = stack.tokend.log()
+            down = re.findall(r"tokend\[(\d+)\] warn: database unavailable", log)
+            back = re.findall(r"tokend\[(\d+)\] info: database reachable again", log)
+            return log, down, back
+        wait_until(lambda: sorted(outage_lines()[2]) == sorted(outage_lines()[1]), 15,
+                   message="every process to report the database back")
+        log, down, back = outage_lines()
         assert down and len(down) == len(set(down)), log
-        back = re.findall(r"tokend\[(\d+)\] info: database reachable again", log)
         assert sorted(back) == sorted(down), log
 
 

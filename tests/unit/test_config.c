@@ -95,6 +95,7 @@ static void write_file(const char *path, const void *data, size_t len)
     }
     CHECK_INT(fwrite(data, 1, len, file), len);
     CHECK_INT(fclose(file), 0);
+    CHECK_INT(chmod(path, 0600), 0); /* secrets must not be readable by others */
 }
 
 static char *read_whole_file(const char *path, size_t *len)
@@ -434,11 +435,16 @@ static void test_bad_values(void)
     expect_bad_value("cache_negative_ttl", "3601", "must be between 1s and 1h");
     expect_bad_value("cache_negative_ttl", "", s_duration);
     expect_bad_value("cache_sweep_interval", "500ms", "must be between 1s and 1h");
-    expect_bad_value("shm_name", "tokend", "expected '/' followed by 1 to 199 of A-Z a-z 0-9 . _ -");
+    expect_bad_value("shm_name", "tokend",
+                     "expected '/' followed by 1 to 199 of A-Z a-z 0-9 . _ -");
     expect_bad_value("shm_name", "/a/b", "expected '/' followed by 1 to 199 of A-Z a-z 0-9 . _ -");
     expect_bad_value("queue_capacity", "8", "must be between 16 and 16777216");
     expect_bad_value("flush_batch", "0", "must be between 1 and 100000");
     expect_bad_value("token_retention_days", "0", "must be between 1 and 3650");
+    char long_audience[300];
+    memset(long_audience, 'a', 256);
+    long_audience[256] = '\0';
+    expect_bad_value("default_audience", long_audience, "at most 255 bytes");
     expect_bad_value("cache_sweep_interval", "1001ms", "must be a whole number of seconds");
 
     expect_bad_value("log_level", "verbose", "must be debug, info, warn or error");
@@ -586,6 +592,18 @@ static void test_password_file(void)
     write_file(path, "", 0);
     CHECK_INT(load(&config, text, error), TK_OK);
     CHECK_STR(config.database_password, "");
+    config_free(&config);
+
+    write_file(path, "s3cret\n", 7);
+    CHECK_INT(chmod(path, 0644), 0);
+    CHECK_INT(load(&config, text, error), TK_INVALID);
+    snprintf(expected, sizeof(expected),
+             "test.conf:1: key 'database_password_file': %s: readable by others (chmod o-rwx it)",
+             path);
+    CHECK_STR(error, expected);
+    config_free(&config);
+    CHECK_INT(chmod(path, 0640), 0); /* group-readable is allowed (root:tokend 0640) */
+    CHECK_INT(load(&config, text, error), TK_OK);
     config_free(&config);
 
     write_file(path, "a\0b", 3);

@@ -499,6 +499,27 @@ static void test_router(void)
     cJSON_Delete(meta);
 }
 
+static void test_issuer_path_prefix(void)
+{
+    /* With issuer https://auth.example.com/tenant-a the endpoints are
+     * advertised under /tenant-a and answered there (and without it, for a
+     * web server that strips the prefix). */
+    const char *saved_prefix = ctx.path_prefix;
+    size_t saved_len = ctx.path_prefix_len;
+    ctx.path_prefix = "/tenant-a";
+    ctx.path_prefix_len = strlen(ctx.path_prefix);
+    send_request("GET", "/tenant-a/.well-known/jwks.json", NULL, NULL, NULL);
+    CHECK_INT(resp.status, 200);
+    send_request("GET", "/.well-known/jwks.json", NULL, NULL, NULL);
+    CHECK_INT(resp.status, 200);
+    send_request("GET", "/tenant-ab/.well-known/jwks.json", NULL, NULL, NULL);
+    CHECK_INT(resp.status, 404);
+    send_request("GET", "/tenant-a", NULL, NULL, NULL);
+    CHECK_INT(resp.status, 404);
+    ctx.path_prefix = saved_prefix;
+    ctx.path_prefix_len = saved_len;
+}
+
 static void test_serialization(void)
 {
     post_form(basic("svc", "wrong"), "grant_type=client_credentials");
@@ -526,6 +547,7 @@ int main(void)
     RUN(test_audience);
     RUN(test_unknown_client_with_database_down);
     RUN(test_router);
+    RUN(test_issuer_path_prefix);
     RUN(test_serialization);
     teardown();
     return unit_test_finish();
