@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tokend/pg_error.h"
 #include "tokend/client_registry.h"
 #include "tokend/scope.h"
 #include "tokend/status.h"
@@ -57,34 +58,7 @@ static void echo_item(char *out, size_t out_size, const char *text, size_t len)
     }
 }
 
-static void copy_first_line(char *out, size_t out_size, const char *text)
-{
-    size_t len = text != NULL ? strcspn(text, "\n") : 0;
-    while (len > 0 && isspace((unsigned char)text[len - 1])) {
-        len--;
-    }
-    size_t n = 0;
-    for (; n < len && n + 1 < out_size; n++) {
-        out[n] = iscntrl((unsigned char)text[n]) ? ' ' : text[n];
-    }
-    if (out_size > 0) {
-        out[n] = '\0';
-    }
-}
-
 /* ---- validation ---- */
-
-bool client_registry_id_valid(const char *client_id)
-{
-    size_t len = 0;
-    for (; client_id[len] != '\0'; len++) {
-        unsigned char c = (unsigned char)client_id[len];
-        if (c < 0x21 || c > 0x7E || len >= CLIENT_ID_MAX_LEN) {
-            return false;
-        }
-    }
-    return len > 0;
-}
 
 /* Advances *cursor past the next space-separated item. False at the end. */
 static bool next_item(const char **cursor, const char **item, size_t *item_len)
@@ -251,7 +225,7 @@ int client_registry_check_audiences(const char *audiences, char *error, size_t e
 int client_registry_check_settings(const struct client_registry_settings *settings, char *error,
                                    size_t error_size)
 {
-    if (!client_registry_id_valid(settings->client_id)) {
+    if (!client_id_valid(settings->client_id)) {
         snprintf(error, error_size,
                  "invalid client id: use 1 to %d printable ASCII characters without spaces",
                  CLIENT_ID_MAX_LEN);
@@ -286,8 +260,8 @@ int client_registry_connect(const char *url, const char *password, int connect_t
     PQconninfoOption *parsed = PQconninfoParse(url, &parse_error);
     if (parsed == NULL) {
         char message[256];
-        copy_first_line(message, sizeof(message),
-                        parse_error != NULL ? parse_error : "out of memory");
+        pg_error_first_line(message, sizeof(message),
+                            parse_error != NULL ? parse_error : "out of memory");
         snprintf(error, error_size, "bad database URL: %s", message);
         PQfreemem(parse_error);
         return TK_INVALID;
@@ -314,27 +288,13 @@ int client_registry_connect(const char *url, const char *password, int connect_t
     }
     if (PQstatus(conn) != CONNECTION_OK) {
         char message[400];
-        copy_first_line(message, sizeof(message), PQerrorMessage(conn));
+        pg_error_first_line(message, sizeof(message), PQerrorMessage(conn));
         snprintf(error, error_size, "cannot connect to the database: %s", message);
         PQfinish(conn);
         return TK_UNAVAILABLE;
     }
     *out = conn;
     return TK_OK;
-}
-
-static bool connection_failed(PGconn *conn, const PGresult *res)
-{
-    if (res == NULL || PQstatus(conn) == CONNECTION_BAD) {
-        return true;
-    }
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    if (state == NULL) {
-        return true; /* libpq's own error: the connection, not the SQL */
-    }
-    return strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
-           strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0 ||
-           strcmp(state, "53300") == 0;
 }
 
 /* Constraint names of 001_schema_migrations_and_clients.sql, in words. */
@@ -363,8 +323,8 @@ static int query_failure(PGconn *conn, const PGresult *res, const char *client_i
 {
     char message[400];
     const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    copy_first_line(message, sizeof(message), primary != NULL ? primary : PQerrorMessage(conn));
-    if (connection_failed(conn, res)) {
+    pg_error_first_line(message, sizeof(message), primary != NULL ? primary : PQerrorMessage(conn));
+    if (pg_error_is_connection_failure(conn, res)) {
         snprintf(error, error_size, "database unavailable: %s", message);
         return TK_UNAVAILABLE;
     }
@@ -512,7 +472,7 @@ int client_registry_get(PGconn *conn, const char *client_id, struct client_regis
     char sql[sizeof(select_columns) + 64];
     PGresult *res;
     memset(out, 0, sizeof(*out));
-    if (!client_registry_id_valid(client_id)) {
+    if (!client_id_valid(client_id)) {
         return invalid_id(error, error_size);
     }
     snprintf(sql, sizeof(sql), "%s WHERE client_id = $1", select_columns);
@@ -572,7 +532,7 @@ fail:
 int client_registry_update_secret(PGconn *conn, const char *client_id, const char *secret_hash,
                                   char *error, size_t error_size)
 {
-    if (!client_registry_id_valid(client_id)) {
+    if (!client_id_valid(client_id)) {
         return invalid_id(error, error_size);
     }
     if (secret_hash == NULL || secret_hash[0] == '\0') {
@@ -592,7 +552,7 @@ int client_registry_set_scopes(PGconn *conn, const char *client_id, const char *
 {
     char *allowed = NULL, *defaults = NULL;
     int rc;
-    if (!client_registry_id_valid(client_id)) {
+    if (!client_id_valid(client_id)) {
         return invalid_id(error, error_size);
     }
     rc = client_registry_check_scopes(allowed_scopes, default_scopes, error, error_size);
@@ -629,7 +589,7 @@ done:
 int client_registry_set_enabled(PGconn *conn, const char *client_id, bool enabled, char *error,
                                 size_t error_size)
 {
-    if (!client_registry_id_valid(client_id)) {
+    if (!client_id_valid(client_id)) {
         return invalid_id(error, error_size);
     }
     const char *params[2] = {client_id, enabled ? "true" : "false"};
@@ -642,7 +602,7 @@ int client_registry_set_enabled(PGconn *conn, const char *client_id, bool enable
 
 int client_registry_delete(PGconn *conn, const char *client_id, char *error, size_t error_size)
 {
-    if (!client_registry_id_valid(client_id)) {
+    if (!client_id_valid(client_id)) {
         return invalid_id(error, error_size);
     }
     const char *params[1] = {client_id};

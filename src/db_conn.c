@@ -29,6 +29,7 @@
 #include "tokend/db_conn.h"
 #include "tokend/logging.h"
 #include "tokend/monotonic_clock.h"
+#include "tokend/pg_error.h"
 #include "tokend/status.h"
 
 #define DB_MAX_PREPARED 16
@@ -199,8 +200,10 @@ static bool is_prepared(const struct db_conn *conn, const char *name)
 static void note_failure(struct db_conn *conn, const char *what)
 {
     if (!conn->outage_logged) {
-        const char *detail = conn->pg != NULL ? PQerrorMessage(conn->pg) : "";
-        log_warn("database unavailable (%s)%s%s", what, *detail != '\0' ? ": " : "", detail);
+        char detail[256];
+        pg_error_first_line(detail, sizeof(detail),
+                            conn->pg != NULL ? PQerrorMessage(conn->pg) : NULL);
+        log_warn("database unavailable (%s)%s%s", what, detail[0] != '\0' ? ": " : "", detail);
         conn->outage_logged = true;
     }
     db_conn_close(conn);
@@ -246,7 +249,9 @@ static int finish_command(struct db_conn *conn, int64_t deadline, const char *wh
         return TK_UNAVAILABLE;
     }
     if (rc == TK_ERROR) {
-        log_error("database: %s failed: %s", what, PQresultErrorMessage(res));
+        char detail[256];
+        pg_error_first_line(detail, sizeof(detail), PQresultErrorMessage(res));
+        log_error("database: %s failed: %s", what, detail);
         PQclear(res);
         return TK_ERROR;
     }
@@ -333,7 +338,9 @@ int db_conn_copy_in(struct db_conn *conn, const char *copy_sql, const char *data
     if (status != PGRES_COPY_IN) {
         bool answered = start != NULL;
         if (answered) {
-            log_error("database: COPY refused: %s", PQresultErrorMessage(start));
+            char detail[256];
+            pg_error_first_line(detail, sizeof(detail), PQresultErrorMessage(start));
+            log_error("database: COPY refused: %s", detail);
         }
         PQclear(start);
         /* drain the rest of this command's results */

@@ -39,11 +39,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "tokend/buffer.h"
+#include "tokend/child_process.h"
 #include "tokend/db_conn.h"
 #include "tokend/flusher.h"
 #include "tokend/logging.h"
@@ -79,12 +79,6 @@ struct flusher_state {
 };
 
 static volatile sig_atomic_t stop_requested;
-
-static void on_stop_signal(int signo)
-{
-    (void)signo;
-    stop_requested = 1;
-}
 
 /* Appends `text` as a COPY text-format field: backslash, tab, newline and
  * carriage return escaped (the only bytes with meaning there). */
@@ -258,24 +252,11 @@ static bool flush_once(struct flusher_state *state, const sigset_t *stop_signals
 
 int flusher_main(const struct tokend_config *config, struct token_queue *queue)
 {
-    pid_t master = getppid();
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    prctl(PR_SET_NAME, "tokend-flusher"); /* what ps -o comm and /proc/PID/comm show */
-    if (getppid() != master) {
-        stop_requested = 1;
-    }
-    struct sigaction stop_action = {.sa_handler = on_stop_signal};
-    sigemptyset(&stop_action.sa_mask);
-    sigaction(SIGTERM, &stop_action, NULL);
-    sigaction(SIGINT, &stop_action, NULL);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGPIPE, SIG_IGN);
     /* Stop signals stay blocked and are taken synchronously in pause_ms. */
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    sigprocmask(SIG_BLOCK, &stop_signals, NULL);
+    sigset_t stop_signals, unused_wait_mask;
+    if (!child_process_setup("tokend-flusher", &stop_requested, &stop_signals, &unused_wait_mask)) {
+        stop_requested = 1; /* the master is gone: drain and leave */
+    }
 
     struct flusher_state state = {.config = config, .queue = queue};
     buffer_init(&state.copy_data);

@@ -145,21 +145,6 @@ static bool read_credentials(const struct http_request *req, const struct http_f
     return true;
 }
 
-/* True for an id the registry could hold: 1..128 printable ASCII characters
- * without space (the clients table's CHECK). Anything else cannot be a
- * client, so it is refused before it costs a cache slot or a query (and a
- * byte that is not UTF-8 never reaches PostgreSQL). */
-static bool client_id_well_formed(const char *client_id)
-{
-    size_t len = 0;
-    for (const char *p = client_id; *p != '\0'; p++, len++) {
-        if (*p < '!' || *p > '~' || len >= CLIENT_ID_MAX_LEN) {
-            return false;
-        }
-    }
-    return len > 0;
-}
-
 /* Step 3. Returns the cache entry, or NULL with the answer filled. */
 static struct client_cache_entry *find_client(struct handler_context *ctx,
                                               const struct http_request *req,
@@ -167,7 +152,9 @@ static struct client_cache_entry *find_client(struct handler_context *ctx,
                                               struct http_response *resp)
 {
     struct client_cache_entry *entry = NULL;
-    if (!client_id_well_formed(creds->client_id)) {
+    /* An id no client can have is refused before it costs a cache slot or
+     * a query (and a byte that is not UTF-8 never reaches PostgreSQL). */
+    if (!client_id_valid(creds->client_id)) {
         invalid_client(resp, creds->basic);
         return NULL;
     }

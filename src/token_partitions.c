@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tokend/pg_error.h"
 #include "tokend/status.h"
 #include "tokend/token_partitions.h"
 
@@ -91,42 +92,13 @@ bool token_partitions_date_valid(const char *date)
 
 /* ---- talking to the database ---- */
 
-static void copy_first_line(char *out, size_t out_size, const char *text)
-{
-    size_t len = text != NULL ? strcspn(text, "\n") : 0;
-    while (len > 0 && isspace((unsigned char)text[len - 1])) {
-        len--;
-    }
-    size_t n = 0;
-    for (; n < len && n + 1 < out_size; n++) {
-        out[n] = iscntrl((unsigned char)text[n]) ? ' ' : text[n];
-    }
-    if (out_size > 0) {
-        out[n] = '\0';
-    }
-}
-
-static bool connection_failed(PGconn *conn, const PGresult *res)
-{
-    if (res == NULL || PQstatus(conn) == CONNECTION_BAD) {
-        return true;
-    }
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    if (state == NULL) {
-        return true; /* libpq's own error: the connection, not the SQL */
-    }
-    return strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
-           strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0 ||
-           strcmp(state, "53300") == 0;
-}
-
 /* Turns a failed result into a status code and a message. */
 static int query_failure(PGconn *conn, const PGresult *res, char *error, size_t error_size)
 {
     char message[400];
     const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    copy_first_line(message, sizeof(message), primary != NULL ? primary : PQerrorMessage(conn));
-    if (connection_failed(conn, res)) {
+    pg_error_first_line(message, sizeof(message), primary != NULL ? primary : PQerrorMessage(conn));
+    if (pg_error_is_connection_failure(conn, res)) {
         snprintf(error, error_size, "database unavailable: %s", message);
         return TK_UNAVAILABLE;
     }

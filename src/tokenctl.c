@@ -351,7 +351,7 @@ static int finish_stdout(void)
 
 static int check_client_id(const char *client_id)
 {
-    if (!client_registry_id_valid(client_id)) {
+    if (!client_id_valid(client_id)) {
         return fail("invalid client id: use 1 to %d printable ASCII characters without spaces",
                     CLIENT_ID_MAX_LEN);
     }

@@ -17,10 +17,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "tokend/child_process.h"
 #include "tokend/client_cache.h"
 #include "tokend/db_conn.h"
 #include "tokend/fcgi_transport.h"
@@ -32,12 +32,6 @@
 #include "tokend/worker.h"
 
 static volatile sig_atomic_t stop_requested;
-
-static void on_stop_signal(int signo)
-{
-    (void)signo;
-    stop_requested = 1;
-}
 
 struct worker_state {
     struct handler_context handlers;
@@ -65,25 +59,10 @@ static void between_requests(void *context)
 int worker_main(const struct tokend_config *config, const struct key_set *keys, int listen_fd,
                 struct token_queue *queue)
 {
-    pid_t master = getppid();
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    prctl(PR_SET_NAME, "tokend-worker"); /* what ps -o comm and /proc/PID/comm show */
-    if (getppid() != master) {
-        return 0; /* the master died between fork and prctl */
+    sigset_t stop_signals, wait_mask;
+    if (!child_process_setup("tokend-worker", &stop_requested, &stop_signals, &wait_mask)) {
+        return 0; /* the master died between fork and setup */
     }
-    struct sigaction stop_action = {.sa_handler = on_stop_signal};
-    sigemptyset(&stop_action.sa_mask);
-    sigaction(SIGTERM, &stop_action, NULL);
-    sigaction(SIGINT, &stop_action, NULL);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGPIPE, SIG_IGN);
-    sigset_t blocked, wait_mask;
-    sigemptyset(&blocked);
-    sigaddset(&blocked, SIGTERM);
-    sigaddset(&blocked, SIGINT);
-    sigprocmask(SIG_BLOCK, &blocked, &wait_mask);
-    sigdelset(&wait_mask, SIGTERM);
-    sigdelset(&wait_mask, SIGINT);
 
     token_queue_set_producer_pid(queue, getpid());
     int status = 1;

@@ -6,6 +6,7 @@
 #define TOKEND_CLIENT_RECORD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define CLIENT_ID_MAX_LEN 128
@@ -20,5 +21,21 @@ struct client_record {
     bool enabled;
     bool client_credentials_allowed; /* grant_types contains client_credentials */
 };
+
+/* True for an id the registry can hold: 1 to CLIENT_ID_MAX_LEN printable
+ * ASCII characters without space (the clients table's CHECK). The token
+ * endpoint refuses anything else before any lookup; tokenctl before any
+ * change. Cannot fail. */
+static inline bool client_id_valid(const char *client_id)
+{
+    size_t len = 0;
+    for (; client_id[len] != '\0'; len++) {
+        unsigned char c = (unsigned char)client_id[len];
+        if (c < 0x21 || c > 0x7E || len >= CLIENT_ID_MAX_LEN) {
+            return false;
+        }
+    }
+    return len > 0;
+}
 
 #endif

@@ -64,9 +64,6 @@ struct client_registry_entry {
 int client_registry_connect(const char *url, const char *password, int connect_timeout_s,
                             PGconn **out, char *error, size_t error_size);
 
-/* True for 1..128 printable ASCII characters without space. Cannot fail. */
-bool client_registry_id_valid(const char *client_id);
-
 /* Checks a scope list ("" allowed) and, when `default_scopes` is not NULL,
  * that it is a well-formed subset. Returns TK_OK or TK_INVALID with `error`
  * naming the first offending scope. */

@@ -552,7 +552,8 @@ def partitions_lib(tmp_path_factory):
     library = tmp_path_factory.mktemp("token_partitions") / "libtoken_partitions.so"
     run([cc, "-shared", "-fPIC", "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
          f"-I{REPO_ROOT / 'include'}", *pkg_config("--cflags"),
-         REPO_ROOT / "src" / "token_partitions.c", "-o", library, *pkg_config("--libs")])
+         REPO_ROOT / "src" / "token_partitions.c", REPO_ROOT / "src" / "pg_error.c",
+         "-o", library, *pkg_config("--libs")])
     lib = ctypes.CDLL(str(library))
     error = (ctypes.c_char_p, ctypes.c_size_t)
     result = ctypes.POINTER(PartitionsResult)
