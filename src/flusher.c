@@ -2,9 +2,10 @@
  * flusher.c - the process that moves issued tokens from the shared-memory
  * queue into PostgreSQL.
  *
- * Loop: when the queue holds flush_batch records, or flush_interval_ms has
- * passed since the last flush and it holds any, peek up to flush_batch
- * records and write them in one transaction:
+ * Loop: when the queue holds flush_batch records (or half its capacity, if
+ * that is less), or flush_interval_ms has passed since the last flush and
+ * it holds any, peek up to flush_batch records and write them in one
+ * transaction:
  *
  *   BEGIN;
  *   COPY tokend_staging FROM STDIN;          -- temporary, ON COMMIT DELETE ROWS
@@ -73,6 +74,7 @@ struct flusher_state {
     struct token_record *batch; /* flush_batch records */
     struct buffer copy_data;
     unsigned long staging_generation; /* connection the staging table exists on; 0 = none */
+    uint64_t batch_trigger;           /* depth that starts a flush before the interval */
     int64_t last_flush_ms;
     int64_t next_maintenance_ms;
     int backoff_ms;
@@ -132,23 +134,24 @@ static void build_copy_data(struct buffer *out, const struct token_record *recor
 static int write_batch(struct flusher_state *state, size_t count)
 {
     struct db_conn *db = state->db;
-    if (state->staging_generation != db_conn_generation(db) || state->staging_generation == 0) {
-        int rc = db_conn_exec(db, staging_sql, NULL);
-        if (rc != TK_OK) {
-            return rc;
-        }
-        state->staging_generation = db_conn_generation(db);
-    }
     build_copy_data(&state->copy_data, state->batch, count);
     if (buffer_failed(&state->copy_data)) {
         log_error("flusher: out of memory building a batch");
         return TK_ERROR;
     }
-    unsigned long generation = db_conn_generation(db);
+    /* BEGIN first: it is what (re)connects, so everything after it runs on
+     * the connection it opened, or fails. */
     int rc = db_conn_exec(db, "BEGIN", NULL);
-    if (rc == TK_OK && db_conn_generation(db) != generation) {
-        rc = TK_UNAVAILABLE; /* reconnected: the staging table is gone */
-        state->staging_generation = 0;
+    if (rc != TK_OK) {
+        return rc;
+    }
+    unsigned long generation = db_conn_generation(db);
+    if (state->staging_generation != generation) {
+        /* A new connection: its temporary staging table does not exist yet.
+         * Created inside the transaction, it is gone again if the
+         * transaction fails, hence the reset below. */
+        rc = db_conn_exec(db, staging_sql, NULL);
+        state->staging_generation = rc == TK_OK ? generation : 0;
     }
     if (rc == TK_OK) {
         rc = db_conn_copy_in(db, copy_sql, state->copy_data.data, state->copy_data.len);
@@ -163,8 +166,13 @@ static int write_batch(struct flusher_state *state, size_t count)
         rc = TK_ERROR;
     }
     PQclear(commit);
-    if (rc == TK_ERROR && db_conn_generation(db) == generation) {
-        db_conn_exec(db, "ROLLBACK", NULL); /* best effort; a new batch begins anew */
+    if (rc != TK_OK) {
+        state->staging_generation = 0;
+        if (db_conn_generation(db) == generation) {
+            /* Still on the connection that began it: end the transaction
+             * (best effort; a lost connection ends it by itself). */
+            db_conn_exec(db, "ROLLBACK", NULL);
+        }
     }
     return rc;
 }
@@ -220,7 +228,7 @@ static bool flush_once(struct flusher_state *state, const sigset_t *stop_signals
         state->last_flush_ms = now;
         return true;
     }
-    bool due = stop_requested || depth >= (uint64_t)config->flush_batch ||
+    bool due = stop_requested || depth >= state->batch_trigger ||
                now - state->last_flush_ms >= config->flush_interval_ms;
     if (!due) {
         return false;
@@ -269,6 +277,13 @@ int flusher_main(const struct tokend_config *config, struct token_queue *queue)
         goto done;
     }
     state.last_flush_ms = monotonic_ms();
+    /* A full batch starts a flush at once; with a queue smaller than two
+     * batches, half the queue does, so a small queue does not fill up
+     * between intervals while the database is fine. */
+    state.batch_trigger = (uint64_t)config->flush_batch;
+    if (state.batch_trigger > queue->capacity / 2) {
+        state.batch_trigger = queue->capacity / 2;
+    }
     uint64_t leftover = token_queue_depth(queue);
     if (leftover > 0) {
         log_info("flusher: %llu queued token(s) to write", (unsigned long long)leftover);
@@ -294,7 +309,7 @@ int flusher_main(const struct tokend_config *config, struct token_queue *queue)
         }
         if (empty || !stop_requested) {
             int64_t since = monotonic_ms() - state.last_flush_ms;
-            bool batch_waiting = token_queue_depth(queue) >= (uint64_t)config->flush_batch;
+            bool batch_waiting = token_queue_depth(queue) >= state.batch_trigger;
             if (!batch_waiting && since < config->flush_interval_ms) {
                 pause_ms(&stop_signals, POLL_INTERVAL_MS);
             }

@@ -830,3 +830,219 @@ class Traffic:
     def count(self):
         with self._lock:
             return len(self.results)
+
+
+# ---------------------------------------------------------------------------
+# 6. persistence helpers
+# ---------------------------------------------------------------------------
+#
+# For tests of the token records (issue 3): every token tokend answers with
+# must end up as exactly one row of `tokens`. These helpers read the jti and
+# claims out of each answered JWT, read the rows back, and know where the
+# shared-memory segment of an instance lives so a test can look at it and
+# never leaves one behind.
+
+SHM_DIR = Path("/dev/shm")
+
+
+def jwt_claims(token):
+    """The payload of a compact JWS as a dict (no signature check: the
+    token-server tests do that)."""
+    payload = token.split(".")[1]
+    return json.loads(_base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def canonical_jti(jti):
+    """A jti in PostgreSQL's uuid spelling (tokend writes 32 hex digits)."""
+    return str(uuid.UUID(jti))
+
+
+def shm_name_for_listen(listen):
+    """The segment name tokend derives from `listen` when shm_name is empty;
+    the same computation as shm_segment_name_for_listen in
+    src/shm_segment.c."""
+    keep = 120
+    digest = 1469598103934665603
+    for byte in listen.encode():
+        digest = ((digest ^ byte) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    plain = "".join(c if re.fullmatch(r"[A-Za-z0-9._-]", c) else "_" for c in listen[:keep])
+    name = "/tokend." + plain
+    if len(listen.encode()) > keep:
+        name += f"-{digest:016x}"
+    return name
+
+
+def segment_name(tokend):
+    """The shared-memory segment a Tokend uses (its shm_name, else the one
+    derived from its listen)."""
+    return tokend.settings.get("shm_name") or shm_name_for_listen(tokend.settings["listen"])
+
+
+def segment_path(name):
+    return SHM_DIR / name.lstrip("/")
+
+
+@contextmanager
+def segment_stack(build_dir, pg, keys, **kwargs):
+    """running_stack, and afterwards the removal of the instance's segment
+    should a test (or a failure) leave it behind."""
+    names = []
+    try:
+        with running_stack(build_dir, pg, keys, **kwargs) as stack:
+            names.append(segment_name(stack.tokend))
+            yield stack
+    finally:
+        for name in names:
+            try:
+                segment_path(name).unlink()
+            except FileNotFoundError:
+                pass
+
+
+def kill_tokend_hard(tokend, timeout_s=10.0):
+    """kill -9 of the master and every child at once (its process group),
+    then waits until none of them exists any more, so the segment's lock is
+    free. Returns the pids that were killed."""
+    pids = [tokend.pid] + child_pids(tokend.pid)
+    os.killpg(tokend.pid, signal.SIGKILL)
+    assert tokend.stop() == -signal.SIGKILL
+    wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") and process_name(pid)
+                               for pid in pids),
+               timeout_s, message=f"tokend processes {pids} to be gone")
+    return pids
+
+
+class Issued:
+    """One answer of the token endpoint: status, parsed JSON (or None), and
+    for a 200 the token's claims with a canonical jti."""
+
+    def __init__(self, response):
+        self.status = response.status
+        self.response = response
+        try:
+            self.body = response.json()
+        except ValueError:
+            self.body = None
+        self.claims = None
+        if self.status == 200:
+            self.claims = jwt_claims(self.body["access_token"])
+            self.claims["jti"] = canonical_jti(self.claims["jti"])
+
+    @property
+    def jti(self):
+        return self.claims["jti"] if self.claims else None
+
+    def __repr__(self):
+        return repr(self.response)
+
+
+def issue(port, client_id, secret, **kwargs):
+    """One token request (token_request's arguments) as an Issued."""
+    return Issued(token_request(port, client_id, secret, **kwargs))
+
+
+class TokenTraffic:
+    """Like Traffic, but keeps every answer (an Issued, or the exception's
+    class name when none came) so the tokens can be matched with rows:
+    .results is a list of (start, end, Issued-or-str)."""
+
+    def __init__(self, port, client_id, secret, threads=2, max_seconds=30, params=None):
+        self.port = port
+        self.client_id = client_id
+        self.secret = secret
+        self.params = params
+        self.results = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + max_seconds
+        self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(threads)]
+
+    def _loop(self):
+        while not self._stop.is_set() and time.monotonic() < self._deadline:
+            start = time.monotonic()
+            try:
+                answer = issue(self.port, self.client_id, self.secret, params=self.params)
+            except Exception as exc:  # noqa: BLE001 - recorded and asserted on
+                answer = type(exc).__name__
+            with self._lock:
+                self.results.append((start, time.monotonic(), answer))
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=HTTP_TIMEOUT_S + 5)
+        assert not any(t.is_alive() for t in self._threads), "traffic thread hung"
+        return list(self.results)
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def count(self):
+        with self._lock:
+            return len(self.results)
+
+    def ok_count(self):
+        with self._lock:
+            return sum(1 for r in self.results if not isinstance(r[2], str) and r[2].status == 200)
+
+
+def answers_of(results):
+    """The Issued answers among TokenTraffic results (exceptions dropped)."""
+    return [r[2] for r in results if not isinstance(r[2], str)]
+
+
+TOKEN_ROWS_SQL = ("SELECT jti::text, client_id, scope, audience,"
+                  " extract(epoch FROM issued_at)::bigint, extract(epoch FROM expires_at)::bigint"
+                  " FROM tokens WHERE client_id = ANY(%s)")
+
+
+def token_rows(pg, client_ids):
+    """Every row of `tokens` for these clients: a list of (jti, client_id,
+    scope, audience, issued_at, expires_at) with times as epoch seconds."""
+    return pg.psql(TOKEN_ROWS_SQL, (list(client_ids),))
+
+
+def token_row_count(pg, client_ids):
+    return pg.psql("SELECT count(*) FROM tokens WHERE client_id = ANY(%s)",
+                   (list(client_ids),))[0][0]
+
+
+def wait_for_rows(pg, client_ids, expected, timeout_s=20.0):
+    """Polls until the clients have `expected` rows; fails on timeout or
+    when there are more (a row that should not exist)."""
+    def enough():
+        count = token_row_count(pg, client_ids)
+        assert count <= expected, f"{count} rows for {expected} tokens answered"
+        return count == expected
+    wait_until(enough, timeout_s, interval_s=0.1,
+               message=f"{expected} rows in tokens for {sorted(client_ids)}")
+
+
+def assert_stored_exactly(pg, client_ids, answered):
+    """The rows of these clients are exactly the tokens of the 200 answers
+    in `answered` (Issued objects): same jtis, no duplicates, and each row's
+    columns equal to its token's claims."""
+    expected = {a.jti: a.claims for a in answered if a.status == 200}
+    assert len(expected) == sum(1 for a in answered if a.status == 200), "a jti was issued twice"
+    rows = token_rows(pg, client_ids)
+    stored = {canonical_jti(row[0]): row for row in rows}
+    assert len(stored) == len(rows), "a jti is stored twice"
+    missing = expected.keys() - stored.keys()
+    extra = stored.keys() - expected.keys()
+    assert not missing and not extra, (
+        f"{len(expected)} answered, {len(stored)} stored; missing {len(missing)} "
+        f"(e.g. {sorted(missing)[:3]}), not answered {len(extra)} (e.g. {sorted(extra)[:3]})")
+    for jti, claims in expected.items():
+        _, client_id, scope, audience, issued_at, expires_at = stored[jti]
+        assert (client_id, scope, audience, issued_at, expires_at) == (
+            claims["client_id"], claims["scope"], claims["aud"], claims["iat"], claims["exp"]), \
+            (stored[jti], claims)
+    # And the table itself agrees (one row per jti, whatever the partition).
+    count, distinct = pg.psql("SELECT count(*), count(DISTINCT jti) FROM tokens"
+                              " WHERE client_id = ANY(%s)", (list(client_ids),))[0]
+    assert count == distinct == len(expected)
