@@ -44,6 +44,7 @@
 #include <openssl/rand.h>
 
 #include "tokend/client_cache.h"
+#include "tokend/hmac_sha256.h"
 #include "tokend/monotonic_clock.h"
 #include "tokend/logging.h"
 #include "tokend/siphash.h"
@@ -79,7 +80,8 @@ struct client_cache {
     struct client_cache_entry *lru_oldest;
     struct client_cache_stats stats;
     uint8_t hash_key[SIPHASH_KEY_SIZE];
-    unsigned char secret_key[SECRET_KEY_SIZE];
+    unsigned char secret_key[SECRET_KEY_SIZE]; /* only until secret_hmac is keyed */
+    struct hmac_sha256 *secret_hmac;           /* HMAC-SHA256 under that key */
 };
 
 static int64_t monotonic_clock_ms(void *context)
@@ -300,6 +302,12 @@ struct client_cache *client_cache_create(const struct client_cache_options *opti
         log_error("client cache: RAND_bytes failed, cannot key the cache");
         goto fail;
     }
+    cache->secret_hmac = hmac_sha256_new(cache->secret_key, sizeof(cache->secret_key));
+    OPENSSL_cleanse(cache->secret_key, sizeof(cache->secret_key)); /* the context has it */
+    if (cache->secret_hmac == NULL) {
+        log_error("client cache: cannot set up HMAC-SHA256");
+        goto fail;
+    }
     cache->bucket_mask = bucket_count - 1;
     cache->max_entries = options->max_entries;
     cache->ttl_ms = options->ttl_ms;
@@ -322,6 +330,7 @@ void client_cache_destroy(struct client_cache *cache)
         client_cache_clear(cache);
         free(cache->buckets);
     }
+    hmac_sha256_free(cache->secret_hmac);
     OPENSSL_cleanse(cache, sizeof(*cache));
     free(cache);
 }
@@ -443,12 +452,7 @@ size_t client_cache_sweep(struct client_cache *cache)
 static bool secret_digest(const struct client_cache *cache, const char *secret,
                           unsigned char digest[SECRET_DIGEST_SIZE])
 {
-    unsigned int digest_len = 0;
-    if (HMAC(EVP_sha256(), cache->secret_key, (int)sizeof(cache->secret_key),
-             (const unsigned char *)secret, strlen(secret), digest, &digest_len) == NULL) {
-        return false;
-    }
-    return digest_len == SECRET_DIGEST_SIZE;
+    return hmac_sha256_compute(cache->secret_hmac, secret, strlen(secret), digest) == TK_OK;
 }
 
 bool client_cache_secret_matches(const struct client_cache *cache,

@@ -19,12 +19,15 @@
  *
  * Failure: any allocation or signature failure returns TK_ERROR and leaves
  * `out` with partial content the caller must reset (see jwt_issuer.h).
- * Nothing here keeps state between calls.
+ * The only state kept between calls is the pool of random bytes for jtis
+ * (see jwt_new_jti).
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "tokend/base64.h"
@@ -36,19 +39,46 @@
 #define JTI_RANDOM_BYTES 16
 #define SCRATCH_SIZE     2048 /* encoded header + claims; a typical token needs ~400 */
 
+/* Random bytes for jtis, drawn from OpenSSL's DRBG a page at a time: one
+ * RAND_bytes call per 256 tokens instead of one per token (each call also
+ * costs a getpid system call in OpenSSL's fork check). Bytes are used once
+ * and wiped as they are handed out. A forked child must never reuse the
+ * parent's bytes (two processes would mint the same jtis), so a fork
+ * handler empties the pool in the child. */
+static uint8_t jti_pool[4096];
+static size_t jti_pool_used = sizeof(jti_pool);
+static pthread_once_t jti_pool_once = PTHREAD_ONCE_INIT;
+
+static void jti_pool_empty(void)
+{
+    OPENSSL_cleanse(jti_pool, sizeof(jti_pool));
+    jti_pool_used = sizeof(jti_pool);
+}
+
+static void jti_pool_register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, jti_pool_empty);
+}
+
 int jwt_new_jti(char jti[JWT_JTI_SIZE])
 {
     static const char hex[] = "0123456789abcdef";
-    uint8_t raw[JTI_RANDOM_BYTES];
-    if (RAND_bytes(raw, sizeof(raw)) != 1) {
-        jti[0] = '\0';
-        return TK_ERROR;
+    pthread_once(&jti_pool_once, jti_pool_register_fork_handler);
+    if (jti_pool_used + JTI_RANDOM_BYTES > sizeof(jti_pool)) {
+        if (RAND_bytes(jti_pool, sizeof(jti_pool)) != 1) {
+            jti[0] = '\0';
+            return TK_ERROR;
+        }
+        jti_pool_used = 0;
     }
-    for (size_t i = 0; i < sizeof(raw); i++) {
+    uint8_t *raw = jti_pool + jti_pool_used;
+    jti_pool_used += JTI_RANDOM_BYTES;
+    for (size_t i = 0; i < JTI_RANDOM_BYTES; i++) {
         jti[2 * i] = hex[raw[i] >> 4];
         jti[2 * i + 1] = hex[raw[i] & 15];
     }
-    jti[2 * sizeof(raw)] = '\0';
+    jti[2 * JTI_RANDOM_BYTES] = '\0';
+    OPENSSL_cleanse(raw, JTI_RANDOM_BYTES);
     return TK_OK;
 }
 

@@ -109,8 +109,31 @@ const char *jws_alg_name(enum jws_alg alg)
     return "unknown";
 }
 
+/* Sets up what signing needs once the private key is loaded. Returns
+ * TK_OK or TK_ERROR (OpenSSL failure or out of memory). */
+static int prepare_signing(struct signing_key *key)
+{
+    if (key->alg == JWS_ALG_HS256) {
+        key->hmac_ctx = hmac_sha256_new(key->hmac, key->hmac_len);
+        return key->hmac_ctx != NULL ? TK_OK : TK_ERROR;
+    }
+    key->sign_template = EVP_MD_CTX_new();
+    key->sign_work = EVP_MD_CTX_new();
+    /* RSA defaults to PKCS#1 v1.5 padding, which is what RS256 means. */
+    if (key->sign_template == NULL || key->sign_work == NULL ||
+        EVP_DigestSignInit_ex(key->sign_template, NULL, "SHA256", NULL, NULL, key->pkey, NULL) !=
+            1) {
+        ERR_clear_error();
+        return TK_ERROR;
+    }
+    return TK_OK;
+}
+
 void signing_key_free(struct signing_key *key)
 {
+    hmac_sha256_free(key->hmac_ctx);
+    EVP_MD_CTX_free(key->sign_template);
+    EVP_MD_CTX_free(key->sign_work);
     EVP_PKEY_free(key->pkey);
     OPENSSL_cleanse(key->hmac, sizeof(key->hmac));
     memset(key, 0, sizeof(*key));
@@ -337,6 +360,10 @@ int signing_key_load_pem(struct signing_key *key, const char *path, enum jws_alg
                  jws_alg_name(key->alg), jws_alg_name(expected_alg));
         goto done;
     }
+    if (key->has_private && prepare_signing(key) != TK_OK) {
+        snprintf(error, error_size, "%s: cannot set up signing with this key", path);
+        goto done;
+    }
     if (kid != NULL && kid[0] != '\0') {
         if (set_configured_kid(key, path, kid, error, error_size) != TK_OK) {
             goto done;
@@ -379,18 +406,20 @@ int signing_key_load_hmac(struct signing_key *key, const char *path, const char 
     key->has_private = true;
     memcpy(key->hmac, file.data, file.len);
     key->hmac_len = file.len;
+    if (prepare_signing(key) != TK_OK) {
+        snprintf(error, error_size, "%s: cannot set up HMAC-SHA256", path);
+        goto done;
+    }
     if (kid != NULL && kid[0] != '\0') {
         if (set_configured_kid(key, path, kid, error, error_size) != TK_OK) {
             goto done;
         }
     } else {
-        uint8_t mac[EVP_MAX_MD_SIZE];
-        size_t mac_len = 0;
-        char encoded[BASE64URL_ENCODED_SIZE(EVP_MAX_MD_SIZE)];
-        if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key->hmac, key->hmac_len,
-                      (const unsigned char *)HMAC_KID_INPUT, strlen(HMAC_KID_INPUT), mac,
-                      sizeof(mac), &mac_len) == NULL ||
-            base64url_encode(mac, mac_len, encoded, sizeof(encoded)) < HMAC_KID_LENGTH) {
+        uint8_t mac[HMAC_SHA256_SIZE];
+        char encoded[BASE64URL_ENCODED_SIZE(HMAC_SHA256_SIZE)];
+        if (hmac_sha256_compute(key->hmac_ctx, HMAC_KID_INPUT, strlen(HMAC_KID_INPUT), mac) !=
+                TK_OK ||
+            base64url_encode(mac, sizeof(mac), encoded, sizeof(encoded)) < HMAC_KID_LENGTH) {
             snprintf(error, error_size, "%s: cannot derive the key id", path);
             goto done;
         }
@@ -436,30 +465,17 @@ int signing_key_sign(const struct signing_key *key, const uint8_t *data, size_t 
         return TK_ERROR;
     }
     if (key->alg == JWS_ALG_HS256) {
-        size_t mac_len = 0;
-        if (EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key->hmac, key->hmac_len, data, len, sig,
-                      SIGNING_MAX_SIG, &mac_len) == NULL) {
-            ERR_clear_error();
-            return TK_ERROR;
-        }
-        return (int)mac_len;
+        return hmac_sha256_compute(key->hmac_ctx, data, len, sig) == TK_OK ? HMAC_SHA256_SIZE
+                                                                           : TK_ERROR;
     }
-
     int rc = TK_ERROR;
-    /* A fresh context per call keeps the key immutable and free of hidden
-     * state. Measured (OpenSSL 3.0, 2 cores): new+init+free ~2.5 us of an
-     * ES256 signature's ~23 us; copying a prepared context would save most
-     * of that but needs a field in struct signing_key. */
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     uint8_t der[ES256_DER_MAX];
     uint8_t *target = key->alg == JWS_ALG_ES256 ? der : sig;
     size_t sig_len = key->alg == JWS_ALG_ES256 ? sizeof(der) : SIGNING_MAX_SIG;
-    if (ctx == NULL || key->pkey == NULL) {
-        goto done;
-    }
-    /* RSA defaults to PKCS#1 v1.5 padding, which is what RS256 means. */
-    if (EVP_DigestSignInit_ex(ctx, NULL, "SHA256", NULL, NULL, key->pkey, NULL) != 1 ||
-        EVP_DigestSign(ctx, target, &sig_len, data, len) != 1) {
+    /* A copy of the prepared context: the template itself is never used
+     * up, so the key stays reusable and free of per-signature state. */
+    if (EVP_MD_CTX_copy_ex(key->sign_work, key->sign_template) != 1 ||
+        EVP_DigestSign(key->sign_work, target, &sig_len, data, len) != 1) {
         goto done;
     }
     if (key->alg == JWS_ALG_ES256) {
@@ -468,7 +484,6 @@ int signing_key_sign(const struct signing_key *key, const uint8_t *data, size_t 
         rc = (int)sig_len;
     }
 done:
-    EVP_MD_CTX_free(ctx);
     if (rc < 0) {
         ERR_clear_error();
     }

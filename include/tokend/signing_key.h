@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "tokend/buffer.h"
+#include "tokend/hmac_sha256.h"
 
 enum jws_alg { JWS_ALG_ES256 = 1, JWS_ALG_RS256, JWS_ALG_HS256 };
 
@@ -32,6 +33,12 @@ struct signing_key {
     EVP_PKEY *pkey;                 /* ES256/RS256 */
     uint8_t hmac[SIGNING_HMAC_MAX]; /* HS256 */
     size_t hmac_len;
+    /* Prepared once a private key is loaded, so a signature does no lookup
+     * or set-up: a keyed HMAC (HS256), or a digest-sign context to copy
+     * (ES256/RS256) and the context each signature works in. */
+    struct hmac_sha256 *hmac_ctx;
+    EVP_MD_CTX *sign_template;
+    EVP_MD_CTX *sign_work;
 };
 
 /* "ES256" -> JWS_ALG_ES256 ... Returns TK_OK or TK_INVALID. */

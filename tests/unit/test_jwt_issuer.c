@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -1523,6 +1524,43 @@ static void test_jti(void)
     CHECK_INT(strspn(first, "0123456789abcdef"), 32);
     CHECK_INT(strspn(second, "0123456789abcdef"), 32);
     CHECK(strcmp(first, second) != 0);
+
+    /* jtis come from a pool of random bytes: a forked child (a worker)
+     * must not mint the jtis its parent would mint next. */
+    int pipe_fds[2];
+    CHECK(pipe(pipe_fds) == 0);
+    pid_t child = fork();
+    if (child == 0) {
+        char mine[JWT_JTI_SIZE];
+        ssize_t written = -1;
+        if (jwt_new_jti(mine) == TK_OK) {
+            written = write(pipe_fds[1], mine, sizeof(mine));
+        }
+        _exit(written == (ssize_t)sizeof(mine) ? 0 : 1);
+    }
+    char parent_next[JWT_JTI_SIZE], child_first[JWT_JTI_SIZE];
+    CHECK_INT(jwt_new_jti(parent_next), TK_OK);
+    CHECK_INT(read(pipe_fds[0], child_first, sizeof(child_first)), sizeof(child_first));
+    int status = -1;
+    waitpid(child, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_INT(strlen(child_first), 32);
+    CHECK(strcmp(parent_next, child_first) != 0);
+    close(pipe_fds[0]);
+    close(pipe_fds[1]);
+
+    /* 1000 jtis (several refills of the pool) are all different */
+    static char many[1000][JWT_JTI_SIZE];
+    for (int i = 0; i < 1000; i++) {
+        CHECK_INT(jwt_new_jti(many[i]), TK_OK);
+    }
+    int duplicates = 0;
+    for (int i = 0; i < 1000; i++) {
+        for (int j = i + 1; j < 1000; j++) {
+            duplicates += strcmp(many[i], many[j]) == 0;
+        }
+    }
+    CHECK_INT(duplicates, 0);
 }
 
 /* Removes the temporary directory and everything in it. */
