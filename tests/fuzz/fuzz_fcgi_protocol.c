@@ -59,8 +59,8 @@ struct run {
 static void put_record(struct buffer *out, uint8_t type, uint16_t id, const void *content,
                        size_t len, uint8_t padding)
 {
-    uint8_t header[8] = {1, type, (uint8_t)(id >> 8), (uint8_t)id, (uint8_t)(len >> 8),
-                         (uint8_t)len, padding, 0};
+    uint8_t header[8] = {
+        1, type, (uint8_t)(id >> 8), (uint8_t)id, (uint8_t)(len >> 8), (uint8_t)len, padding, 0};
     buffer_append(out, header, sizeof(header));
     buffer_append(out, content, len);
     static const uint8_t junk[255] = {0x5a};
@@ -227,8 +227,8 @@ static void require_response_reply(uint16_t id, const char *body, size_t len)
 
 static void require_event(const struct run *run, const struct fcgi_event *event)
 {
-    size_t max_body = run->limits.max_body_bytes > 0 ? run->limits.max_body_bytes
-                                                     : FCGI_PARSER_DEFAULT_MAX_BODY;
+    size_t max_body =
+        run->limits.max_body_bytes > 0 ? run->limits.max_body_bytes : FCGI_PARSER_DEFAULT_MAX_BODY;
     switch (event->type) {
     case FCGI_EVENT_REQUEST:
         REQUIRE(event->request_id != 0);
@@ -347,8 +347,7 @@ static void round_trip(const struct run *run, const struct fcgi_event *event, ui
         stdin_bytes = filler;
     }
     uint8_t begin[8] = {0, FCGI_ROLE_RESPONDER, event->keep_conn ? FCGI_FLAG_KEEP_CONN : 0};
-    put_record(&stream, FCGI_REC_BEGIN_REQUEST, event->request_id, begin, sizeof(begin),
-               shape & 7);
+    put_record(&stream, FCGI_REC_BEGIN_REQUEST, event->request_id, begin, sizeof(begin), shape & 7);
     put_stream(&stream, FCGI_REC_PARAMS, event->request_id, pairs.data, pairs.len,
                1 + (shape >> 3) * 7, shape & 1 ? 0 : 9);
     put_stream(&stream, FCGI_REC_STDIN, event->request_id, stdin_bytes, (size_t)event->stdin_len,
@@ -478,8 +477,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         run_stream(&split, stream, len, mode, seed);
         if (split.log.len != whole.log.len ||
             memcmp(split.log.data, whole.log.data, whole.log.len) != 0) {
-            fprintf(stderr, "mode %d differs:\n%.*s\n---- whole:\n%.*s\n", mode,
-                    (int)split.log.len, split.log.data, (int)whole.log.len, whole.log.data);
+            fprintf(stderr, "mode %d differs:\n%.*s\n---- whole:\n%.*s\n", mode, (int)split.log.len,
+                    split.log.data, (int)whole.log.len, whole.log.data);
             abort();
         }
         buffer_free(&split.log);

@@ -1210,9 +1210,13 @@ static void test_odd_params(void)
                   "GET",
                   17);
     put_pair(&pairs, "EMPTY", "");
+    put_pair_n(&pairs, "CONTENT_LENGTH", 14, "0\0", 2);
     put_request(&stream, 1, 0, &pairs, NULL, 0);
     expect_event(&parser, &stream, FCGI_EVENT_REQUEST, &event);
-    CHECK_INT(event.params.count, 7);
+    CHECK_INT(event.params.count, 8);
+    /* a CONTENT_LENGTH with a NUL announces nothing sensible */
+    CHECK_INT(event.body_length_mismatch, 1);
+    CHECK_INT(event.body_too_large, 0);
 
     const char *value = "sentinel";
     CHECK_INT(fcgi_params_get(&event.params, "HTTP_X_NUL", &value), TK_INVALID);
@@ -1236,7 +1240,7 @@ static void test_odd_params(void)
     CHECK(fcgi_params_next(&event.params, &cursor, &item));
     CHECK_INT(item.name_len, 16);
     CHECK(memcmp(item.name, "REQUEST_METHOD\0X", 17) == 0);
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         CHECK(fcgi_params_next(&event.params, &cursor, &item));
     }
     CHECK(!fcgi_params_next(&event.params, &cursor, &item));
