@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -45,7 +46,23 @@ struct db_conn {
     const char *prepared[DB_MAX_PREPARED]; /* statement names (static strings) */
     int prepared_count;
     unsigned long generation; /* connections made so far */
+    char last_sqlstate[6];    /* of the last server error, "" after a success */
 };
+
+/* libpq's notices go to our log, one line each, instead of straight to
+ * stderr: the server's WARNINGs as warnings, the rest (NOTICE, such as
+ * "relation already exists, skipping") as debug lines. */
+static void log_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char line[256];
+    pg_error_first_line(line, sizeof(line), message);
+    if (strncmp(line, "WARNING", 7) == 0) {
+        log_warn("database: %s", line);
+    } else {
+        log_debug("database: %s", line);
+    }
+}
 
 struct db_conn *db_conn_create(const char *conninfo, const char *password, int timeout_ms,
                                int retry_interval_ms)
@@ -131,6 +148,7 @@ static int connect_with_deadline(struct db_conn *conn, int64_t deadline_ms)
             /* Non-blocking sends too: a full socket buffer waits in
              * poll(2) under the deadline instead of blocking. */
             conn->generation++;
+            PQsetNoticeProcessor(conn->pg, log_notice, NULL);
             return PQsetnonblocking(conn->pg, 1) == 0 ? TK_OK : TK_UNAVAILABLE;
         }
         if (state == PGRES_POLLING_FAILED) {
@@ -243,12 +261,15 @@ static int finish_command(struct db_conn *conn, int64_t deadline, const char *wh
 {
     PGresult *res = NULL;
     int rc = collect_result(conn->pg, deadline, &res);
+    conn->last_sqlstate[0] = '\0';
     if (rc == TK_UNAVAILABLE) {
         PQclear(res);
         note_failure(conn, monotonic_ms() >= deadline ? "timed out" : what);
         return TK_UNAVAILABLE;
     }
     if (rc == TK_ERROR) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        snprintf(conn->last_sqlstate, sizeof(conn->last_sqlstate), "%s", state ? state : "");
         char detail[256];
         pg_error_first_line(detail, sizeof(detail), PQresultErrorMessage(res));
         log_error("database: %s failed: %s", what, detail);
@@ -382,6 +403,11 @@ int db_conn_copy_in(struct db_conn *conn, const char *copy_sql, const char *data
 unavailable:
     note_failure(conn, monotonic_ms() >= deadline ? "timed out" : "COPY");
     return TK_UNAVAILABLE;
+}
+
+const char *db_conn_last_sqlstate(const struct db_conn *conn)
+{
+    return conn->last_sqlstate;
 }
 
 unsigned long db_conn_generation(const struct db_conn *conn)

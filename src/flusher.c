@@ -4,26 +4,37 @@
  *
  * Loop: when the queue holds flush_batch records (or half its capacity, if
  * that is less), or flush_interval_ms has passed since the last flush and
- * it holds any, peek up to flush_batch records and write them in one
- * transaction:
+ * it holds any, turn up to flush_batch records into COPY text (read from
+ * their ring slots in place) and write them in one transaction, one of two
+ * ways:
  *
- *   BEGIN;
- *   COPY tokend_staging FROM STDIN;          -- temporary, ON COMMIT DELETE ROWS
- *   INSERT INTO tokens SELECT ... FROM tokend_staging ON CONFLICT DO NOTHING;
- *   COMMIT;
+ *   direct:  BEGIN; COPY tokens FROM STDIN; COMMIT;
+ *   staged:  BEGIN; COPY tokend_staging FROM STDIN;   -- temporary table
+ *            INSERT INTO tokens SELECT * FROM tokend_staging
+ *              ON CONFLICT DO NOTHING; COMMIT;
  *
  * and release the records from the queue only after COMMIT answered
  * "COMMIT" on the same connection that ran BEGIN (db_conn_generation
  * unchanged). Anything else - a lost connection, a timeout, an SQL error, a
  * crash of this process anywhere in between - leaves the records in the
- * queue to be sent again; the insert ignores jtis already stored, so a
- * record is never stored twice. (The primary key is (jti, issued_at), and a
- * re-sent record carries the same issued_at.)
+ * queue to be sent again.
+ *
+ * A re-sent batch may hold records the server did commit, so it must skip
+ * them: that is the staged way (the primary key is (jti, issued_at), and a
+ * re-sent record carries the same issued_at). It costs the server about
+ * half as much again as a plain COPY (bench/RESULTS.md), so it is used only
+ * when a batch can be a re-send: the first batch after start (a
+ * predecessor may have died between COMMIT and release) and every batch
+ * after a failed write, until one succeeds. Otherwise the direct way; and
+ * should a direct COPY still meet a stored jti (unique violation), the
+ * transaction is rolled back and the batch goes the staged way. Either way
+ * a record is stored exactly once.
  *
  * While PostgreSQL is away the queue holds the tokens and the flusher
  * retries with exponential backoff (100 ms doubling to 10 s); db_conn logs
  * one line when the outage starts and one when it ends. Every database step
- * has the db_timeout_ms deadline, so nothing hangs.
+ * has a deadline (five times db_timeout_ms: a step moves a whole batch), so
+ * nothing hangs.
  *
  * Once an hour (and at start) it keeps the day partitions of `tokens`:
  * creates today's and the next three days', drops those older than
@@ -57,22 +68,42 @@
 #define MAINTENANCE_INTERVAL_MS (3600 * 1000)
 #define PARTITION_DAYS_AHEAD    3
 
+/* Every batch goes in one of two ways (see the design block). */
+enum batch_mode {
+    BATCH_DIRECT, /* COPY straight into tokens: no record can be stored already */
+    BATCH_STAGED, /* COPY into a staging table, INSERT ... ON CONFLICT DO NOTHING */
+};
+
+static const char direct_copy_sql[] =
+    "COPY tokens (jti, client_id, scope, audience, issued_at, expires_at) FROM STDIN";
 static const char staging_sql[] =
-    "CREATE TEMPORARY TABLE IF NOT EXISTS tokend_staging ("
-    " jti uuid, client_id text, scope text, audience text, issued_at bigint,"
-    " expires_at bigint) ON COMMIT DELETE ROWS";
-static const char copy_sql[] = "COPY tokend_staging FROM STDIN";
-static const char insert_commit_sql[] =
+    "CREATE TEMPORARY TABLE IF NOT EXISTS tokend_staging (jti uuid, client_id text,"
+    " scope text, audience text, issued_at timestamptz, expires_at timestamptz)"
+    " ON COMMIT DELETE ROWS";
+static const char staged_copy_sql[] = "COPY tokend_staging FROM STDIN";
+static const char staged_insert_sql[] =
     "INSERT INTO tokens (jti, client_id, scope, audience, issued_at, expires_at)"
-    " SELECT jti, client_id, scope, audience, to_timestamp(issued_at), to_timestamp(expires_at)"
-    " FROM tokend_staging ON CONFLICT DO NOTHING; COMMIT";
+    " SELECT jti, client_id, scope, audience, issued_at, expires_at FROM tokend_staging"
+    " ON CONFLICT DO NOTHING";
+static const char unique_violation[] = "23505";
+
+/* A time in COPY's text form, remembered for the last second formatted:
+ * the records of a batch share a handful of seconds. */
+struct timestamp_text {
+    int64_t seconds;
+    char text[32];
+    size_t len;
+};
 
 struct flusher_state {
     const struct tokend_config *config;
     struct token_queue *queue;
     struct db_conn *db;
-    struct token_record *batch; /* flush_batch records */
-    struct buffer copy_data;
+    struct buffer copy_data;         /* the batch in COPY text form */
+    struct timestamp_text issued_at; /* formatting caches */
+    struct timestamp_text expires_at;
+    bool uncertain;                   /* the head may hold records stored already */
+    bool duplicate;                   /* the last write failed on a stored jti */
     unsigned long staging_generation; /* connection the staging table exists on; 0 = none */
     uint64_t batch_trigger;           /* depth that starts a flush before the interval */
     int64_t last_flush_ms;
@@ -112,33 +143,47 @@ static void append_copy_field(struct buffer *out, const char *text)
     buffer_append_str(out, run);
 }
 
-static void build_copy_data(struct buffer *out, const struct token_record *records, size_t count)
+/* Appends `seconds` since the epoch as "YYYY-MM-DD HH:MM:SS+00". */
+static void append_timestamp(struct buffer *out, struct timestamp_text *cache, int64_t seconds)
 {
-    buffer_reset(out);
-    for (size_t i = 0; i < count; i++) {
-        const struct token_record *record = &records[i];
-        append_copy_field(out, record->jti);
-        buffer_append(out, "\t", 1);
-        append_copy_field(out, record->client_id);
-        buffer_append(out, "\t", 1);
-        append_copy_field(out, record->scope);
-        buffer_append(out, "\t", 1);
-        append_copy_field(out, record->audience);
-        buffer_printf(out, "\t%lld\t%lld\n", (long long)record->issued_at_s,
-                      (long long)record->expires_at_s);
+    if (cache->len == 0 || cache->seconds != seconds) {
+        time_t t = (time_t)seconds;
+        struct tm utc;
+        if (gmtime_r(&t, &utc) == NULL) {
+            memset(&utc, 0, sizeof(utc));
+        }
+        cache->len = strftime(cache->text, sizeof(cache->text), "%Y-%m-%d %H:%M:%S+00", &utc);
+        cache->seconds = seconds;
     }
+    buffer_append(out, cache->text, cache->len);
 }
 
-/* One transaction for `count` records. Returns TK_OK only when COMMIT
- * succeeded on the connection that began the transaction. */
-static int write_batch(struct flusher_state *state, size_t count)
+/* token_queue_visit callback: one record as one COPY line, read from its
+ * ring slot in place. */
+static void append_copy_line(void *context, const struct token_record *record)
+{
+    struct flusher_state *state = context;
+    struct buffer *out = &state->copy_data;
+    append_copy_field(out, record->jti);
+    buffer_append(out, "\t", 1);
+    append_copy_field(out, record->client_id);
+    buffer_append(out, "\t", 1);
+    append_copy_field(out, record->scope);
+    buffer_append(out, "\t", 1);
+    append_copy_field(out, record->audience);
+    buffer_append(out, "\t", 1);
+    append_timestamp(out, &state->issued_at, record->issued_at_s);
+    buffer_append(out, "\t", 1);
+    append_timestamp(out, &state->expires_at, record->expires_at_s);
+    buffer_append(out, "\n", 1);
+}
+
+/* One transaction for the batch in copy_data. Returns TK_OK only when
+ * COMMIT succeeded on the connection that began the transaction; TK_ERROR
+ * with db_conn_last_sqlstate() for a server error. */
+static int write_batch(struct flusher_state *state, enum batch_mode mode)
 {
     struct db_conn *db = state->db;
-    build_copy_data(&state->copy_data, state->batch, count);
-    if (buffer_failed(&state->copy_data)) {
-        log_error("flusher: out of memory building a batch");
-        return TK_ERROR;
-    }
     /* BEGIN first: it is what (re)connects, so everything after it runs on
      * the connection it opened, or fails. */
     int rc = db_conn_exec(db, "BEGIN", NULL);
@@ -146,19 +191,25 @@ static int write_batch(struct flusher_state *state, size_t count)
         return rc;
     }
     unsigned long generation = db_conn_generation(db);
-    if (state->staging_generation != generation) {
+    bool created_staging = false;
+    if (mode == BATCH_STAGED && state->staging_generation != generation) {
         /* A new connection: its temporary staging table does not exist yet.
-         * Created inside the transaction, it is gone again if the
+         * Created inside the transaction, it is gone again if this
          * transaction fails, hence the reset below. */
         rc = db_conn_exec(db, staging_sql, NULL);
-        state->staging_generation = rc == TK_OK ? generation : 0;
+        created_staging = rc == TK_OK;
+        state->staging_generation = created_staging ? generation : 0;
     }
     if (rc == TK_OK) {
-        rc = db_conn_copy_in(db, copy_sql, state->copy_data.data, state->copy_data.len);
+        rc = db_conn_copy_in(db, mode == BATCH_DIRECT ? direct_copy_sql : staged_copy_sql,
+                             state->copy_data.data, state->copy_data.len);
+    }
+    if (rc == TK_OK && mode == BATCH_STAGED) {
+        rc = db_conn_exec(db, staged_insert_sql, NULL);
     }
     PGresult *commit = NULL;
     if (rc == TK_OK) {
-        rc = db_conn_exec(db, insert_commit_sql, &commit);
+        rc = db_conn_exec(db, "COMMIT", &commit);
     }
     if (rc == TK_OK &&
         (db_conn_generation(db) != generation || strcmp(PQcmdStatus(commit), "COMMIT") != 0)) {
@@ -166,11 +217,15 @@ static int write_batch(struct flusher_state *state, size_t count)
         rc = TK_ERROR;
     }
     PQclear(commit);
+    state->duplicate = rc == TK_ERROR && strcmp(db_conn_last_sqlstate(db), unique_violation) == 0;
     if (rc != TK_OK) {
-        state->staging_generation = 0;
-        if (db_conn_generation(db) == generation) {
-            /* Still on the connection that began it: end the transaction
-             * (best effort; a lost connection ends it by itself). */
+        if (created_staging) {
+            state->staging_generation = 0;
+        }
+        if (rc == TK_ERROR && db_conn_generation(db) == generation) {
+            /* A server error on a connection still open: end the
+             * transaction. (TK_UNAVAILABLE closed the connection, which
+             * ends it by itself.) */
             db_conn_exec(db, "ROLLBACK", NULL);
         }
     }
@@ -234,7 +289,9 @@ static bool flush_once(struct flusher_state *state, const sigset_t *stop_signals
         return false;
     }
     uint64_t span = 0;
-    size_t count = token_queue_peek(state->queue, state->batch, (size_t)config->flush_batch, &span);
+    buffer_reset(&state->copy_data);
+    size_t count = token_queue_visit(state->queue, (size_t)config->flush_batch, append_copy_line,
+                                     state, &span);
     if (count == 0) {
         if (span > 0) {
             token_queue_release(state->queue, span); /* only abandoned slots */
@@ -243,13 +300,28 @@ static bool flush_once(struct flusher_state *state, const sigset_t *stop_signals
         }
         return false;
     }
-    int rc = write_batch(state, count);
+    if (buffer_failed(&state->copy_data)) {
+        log_error("flusher: out of memory building a batch");
+        pause_ms(stop_signals, BACKOFF_MAX_MS);
+        return false;
+    }
+    int rc = write_batch(state, state->uncertain ? BATCH_STAGED : BATCH_DIRECT);
+    if (rc == TK_ERROR && !state->uncertain && state->duplicate) {
+        /* Some record is stored already after all: send the batch again
+         * the way that skips those. */
+        log_warn("flusher: a batch held tokens already stored; writing it again without them");
+        rc = write_batch(state, BATCH_STAGED);
+    }
     if (rc == TK_OK) {
         token_queue_release(state->queue, span);
         state->last_flush_ms = monotonic_ms();
         state->backoff_ms = 0;
+        state->uncertain = false;
         return false;
     }
+    /* Whether the server committed before the failure is unknown: the next
+     * write of these records must tolerate copies already stored. */
+    state->uncertain = true;
     state->backoff_ms = state->backoff_ms == 0 ? BACKOFF_MIN_MS : state->backoff_ms * 2;
     if (state->backoff_ms > BACKOFF_MAX_MS) {
         state->backoff_ms = BACKOFF_MAX_MS;
@@ -269,10 +341,14 @@ int flusher_main(const struct tokend_config *config, struct token_queue *queue)
     struct flusher_state state = {.config = config, .queue = queue};
     buffer_init(&state.copy_data);
     int status = 1;
-    state.db =
-        db_conn_create(config->database_url, config->database_password, config->db_timeout_ms, 0);
-    state.batch = calloc((size_t)config->flush_batch, sizeof(*state.batch));
-    if (state.db == NULL || state.batch == NULL) {
+    /* A batch is one COPY of up to flush_batch rows: it gets five times the
+     * deadline of a worker's single-row query before it counts as lost. */
+    state.db = db_conn_create(config->database_url, config->database_password,
+                              config->db_timeout_ms * 5, 0);
+    /* A predecessor may have committed the head batch and died before
+     * releasing it: the first batch is written the tolerant way. */
+    state.uncertain = true;
+    if (state.db == NULL) {
         log_error("flusher start-up failed: out of memory");
         goto done;
     }
@@ -317,7 +393,6 @@ int flusher_main(const struct tokend_config *config, struct token_queue *queue)
     }
     status = 0;
 done:
-    free(state.batch);
     buffer_free(&state.copy_data);
     db_conn_destroy(state.db);
     return status;

@@ -228,8 +228,8 @@ static bool give_up_if_abandoned(struct token_queue *queue, struct token_queue_s
     return true;
 }
 
-size_t token_queue_peek(struct token_queue *queue, struct token_record *out, size_t max,
-                        uint64_t *span)
+size_t token_queue_visit(struct token_queue *queue, size_t max, token_queue_visit_fn visit,
+                         void *context, uint64_t *span)
 {
     uint64_t head = atomic_load_explicit(&queue->control->dequeue_pos, memory_order_acquire);
     size_t count = 0;
@@ -239,7 +239,8 @@ size_t token_queue_peek(struct token_queue *queue, struct token_record *out, siz
         struct token_queue_slot *slot = &queue->slots[position & queue->mask];
         uint64_t sequence = atomic_load_explicit(&slot->sequence, memory_order_acquire);
         if (sequence == position + 1) {
-            memcpy(&out[count++], &slot->record, sizeof(*out));
+            visit(context, &slot->record);
+            count++;
             covered++;
             continue;
         }
@@ -259,6 +260,24 @@ size_t token_queue_peek(struct token_queue *queue, struct token_record *out, siz
     }
     *span = covered;
     return count;
+}
+
+struct copy_out {
+    struct token_record *out;
+    size_t count;
+};
+
+static void copy_record(void *context, const struct token_record *record)
+{
+    struct copy_out *copy = context;
+    memcpy(&copy->out[copy->count++], record, sizeof(*record));
+}
+
+size_t token_queue_peek(struct token_queue *queue, struct token_record *out, size_t max,
+                        uint64_t *span)
+{
+    struct copy_out copy = {.out = out};
+    return token_queue_visit(queue, max, copy_record, &copy, span);
 }
 
 void token_queue_release(struct token_queue *queue, uint64_t span)

@@ -43,6 +43,10 @@ int db_conn_exec(struct db_conn *conn, const char *sql, PGresult **result);
  * every row, TK_UNAVAILABLE or TK_ERROR as db_conn_query. */
 int db_conn_copy_in(struct db_conn *conn, const char *copy_sql, const char *data, size_t len);
 
+/* The SQLSTATE of the last TK_ERROR ("23505" for a unique violation), or
+ * "" when the last command did not fail with a server error. Cannot fail. */
+const char *db_conn_last_sqlstate(const struct db_conn *conn);
+
 /* Counts the connections made so far: it changes when the connection was
  * replaced, so session state (temporary tables, an open transaction) is
  * gone. A caller running a transaction checks it did not change between

@@ -111,7 +111,11 @@ int token_queue_publish(struct token_queue *queue, const struct token_queue_clai
 int token_queue_push(struct token_queue *queue, const struct token_record *record,
                      int full_wait_ms);
 
-/* Consumer. Copies up to `max` published records from the head into `out`
+/* Called for each record of a batch, in ring order, with the record where
+ * it lies in the ring (valid until the batch is released). */
+typedef void (*token_queue_visit_fn)(void *context, const struct token_record *record);
+
+/* Consumer. Hands up to `max` published records from the head to `visit`
  * without releasing them, in ring order. Stops at the first slot that is
  * free, or claimed by a live producer that has not published yet. A slot
  * claimed by a producer that no longer exists (or that stalled longer than
@@ -119,6 +123,10 @@ int token_queue_push(struct token_queue *queue, const struct token_record *recor
  * *span receives how many positions the batch covers (records plus skipped
  * slots), for token_queue_release. Returns the number of records. Only the
  * one consumer may call it. */
+size_t token_queue_visit(struct token_queue *queue, size_t max, token_queue_visit_fn visit,
+                         void *context, uint64_t *span);
+
+/* Consumer. token_queue_visit that copies the records into `out`. */
 size_t token_queue_peek(struct token_queue *queue, struct token_record *out, size_t max,
                         uint64_t *span);
 

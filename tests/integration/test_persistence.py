@@ -370,6 +370,37 @@ def test_sigterm_under_load_drains_the_queue(build_dir, pg, keys, make_client):
         assert "still busy after shutdown_timeout" not in log
 
 
+def test_direct_copy_meeting_a_stored_token_falls_back_and_stores_once(build_dir, pg, keys,
+                                                                         make_client):
+    """After a successful batch the flusher COPYs straight into tokens. If a
+    record of a batch is stored already all the same (here: put there by
+    hand while it sat in the queue), that COPY fails on the primary key; the
+    flusher must roll back and write the batch the tolerant way, so every
+    token ends up stored exactly once."""
+    client = make_client("persist-direct")
+    # Batches of 4, and otherwise a flush only every minute: what is queued
+    # below stays queued until the stop.
+    settings = dict(FAST_FLUSH, flush_interval_ms="60000", flush_batch="4")
+    with segment_stack(build_dir, pg, keys, workers=1, settings=settings) as stack:
+        tokend = stack.tokend
+        answers = [issue(stack.port, *client) for _ in range(4)]
+        assert {a.status for a in answers} == {200}, answers
+        wait_for_rows(pg, [client[0]], 4)  # a full batch: written at once
+        queued = [issue(stack.port, *client) for _ in range(3)]
+        assert {a.status for a in queued} == {200}, queued
+        assert token_row_count(pg, [client[0]]) == 4
+        claims = queued[1].claims
+        pg.psql("INSERT INTO tokens (jti, client_id, scope, audience, issued_at, expires_at)"
+                " VALUES (%s, %s, %s, %s, to_timestamp(%s), to_timestamp(%s))",
+                (claims["jti"], claims["client_id"], claims["scope"], claims["aud"],
+                 claims["iat"], claims["exp"]))
+        assert tokend.stop() == 0  # the drain writes the 3 queued
+        assert_stored_exactly(pg, [client[0]], answers + queued)
+        log = tokend.log()
+        assert "a batch held tokens already stored; writing it again without them" in log, log
+        assert log.rstrip().endswith("every issued token is in the database"), log[-800:]
+
+
 def test_sigterm_while_postgresql_is_down_drains_once_it_is_back(build_dir, pg, keys,
                                                                  make_client):
     """SIGTERM with a backlog of many batches queued and PostgreSQL down: the
