@@ -81,6 +81,7 @@ struct config_key {
 
 static const char *check_listen(const char *value);
 static const char *check_shm_name(const char *value);
+static const char *check_transport(const char *value);
 static const char *check_audience(const char *value);
 static const char *check_token_typ(const char *value);
 static const char *check_signing_alg(const char *value);
@@ -95,6 +96,10 @@ static const struct config_key config_keys[] = {
     {"listen_backlog", KIND_INT, FIELD(listen_backlog), 1, 65535, 0, NULL},
     {"workers", KIND_INT, FIELD(workers), 0, 1024, 0, NULL},
     {"io_timeout_ms", KIND_DURATION_INT_MS, FIELD(io_timeout_ms), 100, MS_PER_H, 1, NULL},
+    {"transport", KIND_STRING, FIELD(transport), 0, 0, 0, check_transport},
+    {"max_connections", KIND_INT, FIELD(max_connections), 1, 1000000, 0, NULL},
+    {"keepalive_timeout_ms", KIND_DURATION_INT_MS, FIELD(keepalive_timeout_ms), 100, MS_PER_H, 1,
+     NULL},
     {"shutdown_timeout", KIND_DURATION_INT_MS, FIELD(shutdown_timeout_ms), MS_PER_S, MS_PER_H,
      MS_PER_S, NULL},
     {"log_level", KIND_LOG_LEVEL, FIELD(log_level), 0, 0, 0, NULL},
@@ -274,6 +279,12 @@ int config_parse_duration_ms(const char *text, int64_t default_unit_ms, int64_t 
 }
 
 /* ---- value checks of string keys ---- */
+
+static const char *check_transport(const char *value)
+{
+    return strcmp(value, "fcgi") == 0 || strcmp(value, "event") == 0 ? NULL
+                                                                     : "must be fcgi or event";
+}
 
 static const char *check_audience(const char *value)
 {
@@ -622,6 +633,8 @@ int config_init_defaults(struct tokend_config *config)
     config->cache_negative_ttl_s = 30;
     config->cache_max_entries = 5000;
     config->cache_sweep_interval_s = 60;
+    config->max_connections = 1024;
+    config->keepalive_timeout_ms = 60000;
     config->queue_capacity = 65536;
     config->queue_full_wait_ms = 50;
     config->flush_batch = 1000;
@@ -635,6 +648,7 @@ int config_init_defaults(struct tokend_config *config)
         {&config->path, ""},
         {&config->listen, "unix:/run/tokend/tokend.sock"},
         {&config->shm_name, ""},
+        {&config->transport, "fcgi"},
         {&config->issuer, ""},
         {&config->default_audience, ""},
         {&config->token_typ, "at+jwt"},
@@ -789,6 +803,7 @@ void config_free(struct tokend_config *config)
         &config->verify_key_files,
         &config->database_url,
         &config->shm_name,
+        &config->transport,
     };
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
         free(*strings[i]);

@@ -2,8 +2,8 @@
  * event_transport.c - serving FastCGI from one epoll loop per worker over
  * many non-blocking connections.
  *
- * Loop turn: wait (epoll_pwait, stop signals unblocked only there), accept
- * a few new connections, drive every ready connection, sweep the timers.
+ * Loop turn: wait (epoll_pwait, stop signals unblocked only there), drive
+ * every ready connection, accept a few new ones, sweep the timers.
  *
  *   - The listening socket is in the epoll set with EPOLLEXCLUSIVE, so one
  *     worker is woken per new connection. At most
@@ -14,6 +14,11 @@
  *     backlog take the new connections) and puts it back once one closes.
  *     A refused connection would look like a dead server to nginx; a
  *     waiting one is served as soon as there is room.
+ *     The soft RLIMIT_NOFILE is raised to max_connections + a few spare
+ *     descriptors when the hard limit allows. If accept still runs out of
+ *     descriptors (EMFILE/ENFILE/ENOBUFS/ENOMEM) the listening socket also
+ *     leaves the set, for ACCEPT_RETRY_MS or until a connection closes,
+ *     so the level-triggered socket cannot spin the loop.
  *   - A connection is level-triggered and in exactly one phase:
  *       IDLE     between requests, EPOLLIN, deadline idle_timeout_ms;
  *       READING  a request (or the first bytes after accept) is arriving,
@@ -58,6 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -72,6 +78,10 @@
 
 #define INPUT_BUFFER_SIZE 16384
 #define EPOLL_EVENTS      64
+#define ACCEPT_RETRY_MS   100
+/* Descriptors a worker needs besides its connections (listening socket,
+ * epoll, database, log, ...). */
+#define SPARE_DESCRIPTORS 64
 /* epoll data for the listening socket; connections use their pointer. */
 #define LISTEN_TAG NULL
 
@@ -103,6 +113,7 @@ struct loop {
     bool listening; /* the listening socket is in the epoll set */
     bool stopping;
     int64_t stop_deadline_ms;
+    int64_t accept_retry_ms; /* out of descriptors: listen again at this time */
     int max_connections;
     int idle_timeout_ms;
     int read_timeout_ms;
@@ -268,8 +279,12 @@ static int accept_some(struct loop *loop)
                 return TK_OK;
             }
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Level-triggered, the socket would wake us at once again:
+                 * leave it until a connection closes or ACCEPT_RETRY_MS. */
                 log_error("accept: %s", strerror(errno));
-                return TK_OK; /* the next turn retries; timers still run */
+                set_listening(loop, false);
+                loop->accept_retry_ms = monotonic_ms() + ACCEPT_RETRY_MS;
+                return TK_OK;
             }
             log_error("accept on the FastCGI socket failed: %s", strerror(errno));
             return TK_ERROR;
@@ -619,6 +634,9 @@ static int wait_timeout_ms(const struct loop *loop)
     if (loop->stopping && (next < 0 || loop->stop_deadline_ms < next)) {
         next = loop->stop_deadline_ms;
     }
+    if (loop->accept_retry_ms > 0 && (next < 0 || loop->accept_retry_ms < next)) {
+        next = loop->accept_retry_ms;
+    }
     if (next < 0) {
         return -1;
     }
@@ -636,6 +654,12 @@ static int run_loop(struct loop *loop)
         }
         if (loop->stopping && (loop->count == 0 || monotonic_ms() >= loop->stop_deadline_ms)) {
             return TK_OK;
+        }
+        if (loop->accept_retry_ms > 0 && monotonic_ms() >= loop->accept_retry_ms) {
+            loop->accept_retry_ms = 0;
+            if (!loop->stopping && loop->count < (size_t)loop->max_connections) {
+                set_listening(loop, true);
+            }
         }
         if (options->between_requests != NULL) {
             options->between_requests(options->context);
@@ -691,6 +715,23 @@ static int run_loop(struct loop *loop)
     }
 }
 
+/* Raises the soft descriptor limit so that max_connections can be reached
+ * (up to the hard limit; logged when that is too low). */
+static void raise_descriptor_limit(int max_connections)
+{
+    struct rlimit limit;
+    rlim_t wanted = (rlim_t)max_connections + SPARE_DESCRIPTORS;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= wanted) {
+        return;
+    }
+    limit.rlim_cur =
+        limit.rlim_max == RLIM_INFINITY || limit.rlim_max >= wanted ? wanted : limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur < wanted) {
+        log_warn("descriptor limit %llu is below max_connections + %d",
+                 (unsigned long long)limit.rlim_cur, SPARE_DESCRIPTORS);
+    }
+}
+
 int event_transport_run(const struct event_transport_options *options)
 {
     struct loop loop = {
@@ -714,6 +755,7 @@ int event_transport_run(const struct event_transport_options *options)
                         : EVENT_TRANSPORT_DEFAULT_MAX_BODY,
             },
     };
+    raise_descriptor_limit(loop.max_connections);
     loop.values.max_conns = (unsigned)loop.max_connections;
     loop.values.max_reqs = (unsigned)loop.max_connections;
     arena_init(&loop.arena, 16384);

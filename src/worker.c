@@ -23,6 +23,7 @@
 #include "tokend/child_process.h"
 #include "tokend/client_cache.h"
 #include "tokend/db_conn.h"
+#include "tokend/event_transport.h"
 #include "tokend/fcgi_transport.h"
 #include "tokend/handler_context.h"
 #include "tokend/logging.h"
@@ -92,7 +93,22 @@ int worker_main(const struct tokend_config *config, const struct key_set *keys, 
         .stop = &stop_requested,
         .wait_mask = &wait_mask,
     };
-    status = fcgi_transport_run(&transport) == TK_OK ? 0 : 1;
+    if (strcmp(config->transport, "event") == 0) {
+        struct event_transport_options event = {
+            .listen_fd = listen_fd,
+            .io_timeout_ms = config->io_timeout_ms,
+            .handler = handle_request,
+            .between_requests = between_requests,
+            .context = state,
+            .stop = &stop_requested,
+            .wait_mask = &wait_mask,
+            .max_connections = config->max_connections,
+            .idle_timeout_ms = config->keepalive_timeout_ms,
+        };
+        status = event_transport_run(&event) == TK_OK ? 0 : 1;
+    } else {
+        status = fcgi_transport_run(&transport) == TK_OK ? 0 : 1;
+    }
 done:
     if (state != NULL) {
         handler_context_free(&state->handlers);

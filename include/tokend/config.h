@@ -29,12 +29,15 @@ struct tokend_config {
     char *path; /* file the config came from, or "" */
 
     /* transport and processes */
-    char *listen;            /* "unix:/path" or "host:port"; default unix:/run/tokend/tokend.sock */
-    unsigned listen_mode;    /* unix socket permissions, default 0660 */
-    int listen_backlog;      /* default 1024 */
-    int workers;             /* 0 = number of online CPUs (default) */
-    int io_timeout_ms;       /* send/receive timeout on a FastCGI connection, default 30000 */
-    int shutdown_timeout_ms; /* SIGTERM -> SIGKILL grace for children, default 30 s */
+    char *listen;         /* "unix:/path" or "host:port"; default unix:/run/tokend/tokend.sock */
+    unsigned listen_mode; /* unix socket permissions, default 0660 */
+    int listen_backlog;   /* default 1024 */
+    int workers;          /* 0 = number of online CPUs (default) */
+    int io_timeout_ms;    /* send/receive timeout on a FastCGI connection, default 30000 */
+    char *transport;      /* "fcgi" (libfcgi, default) or "event" (event_transport.c) */
+    int max_connections;  /* event transport: connections per worker, default 1024 */
+    int keepalive_timeout_ms; /* event transport: idle kept connection, default 60000 */
+    int shutdown_timeout_ms;  /* SIGTERM -> SIGKILL grace for children, default 30 s */
     enum log_level log_level; /* default info */
 
     /* tokens */

@@ -484,7 +484,8 @@ class Tokend:
 
     The configuration: listen = unix:<dir>/tokend.sock (mode 0666), `workers`,
     `issuer`, the database URL, the signing key (HS256 through hmac_key_file),
-    db_timeout_ms = 1000, shutdown_timeout = 10s, then `settings` (a dict of
+    db_timeout_ms = 5000 (a loaded CI machine can take over a second to
+    connect), shutdown_timeout = 10s, then `settings` (a dict of
     further keys, which may override those). stderr (the log) goes to
     <dir>/tokend.log."""
 
@@ -507,7 +508,7 @@ class Tokend:
             "workers": str(workers),
             "issuer": issuer,
             "database_url": database_url,
-            "db_timeout_ms": "1000",
+            "db_timeout_ms": "5000",
             "shutdown_timeout": "10s",
         }
         if alg == "HS256":

@@ -36,7 +36,7 @@ def test_database_down_and_back(build_dir, pg, keys, make_client):
     cached = make_client("dbdown-cached")
     uncached = make_client("dbdown-uncached")
     after = make_client("dbdown-after")
-    settings = {"db_retry_interval_ms": "1000", "db_timeout_ms": "1000"}
+    settings = {"db_retry_interval_ms": "1000", "db_timeout_ms": "3000"}
     # One worker, so "cached" means cached in the worker that answers.
     with running_stack(build_dir, pg, keys, workers=1, settings=settings) as stack:
         assert stack.token(*cached).status == 200

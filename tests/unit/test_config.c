@@ -49,6 +49,9 @@ static const char *const known_keys[] = {
     "cache_max_entries",
     "cache_sweep_interval",
     "shm_name",
+    "transport",
+    "max_connections",
+    "keepalive_timeout_ms",
     "queue_capacity",
     "queue_full_wait_ms",
     "flush_batch",
@@ -167,6 +170,9 @@ static void test_defaults(void)
     CHECK_INT(config.cache_max_entries, 5000);
     CHECK_INT(config.cache_sweep_interval_s, 60);
     CHECK_STR(config.shm_name, "");
+    CHECK_STR(config.transport, "fcgi");
+    CHECK_INT(config.max_connections, 1024);
+    CHECK_INT(config.keepalive_timeout_ms, 60000);
     CHECK_INT(config.queue_capacity, 65536);
     CHECK_INT(config.queue_full_wait_ms, 50);
     CHECK_INT(config.flush_batch, 1000);
@@ -439,6 +445,8 @@ static void test_bad_values(void)
                      "expected '/' followed by 1 to 199 of A-Z a-z 0-9 . _ -");
     expect_bad_value("shm_name", "/a/b", "expected '/' followed by 1 to 199 of A-Z a-z 0-9 . _ -");
     expect_bad_value("queue_capacity", "8", "must be between 16 and 16777216");
+    expect_bad_value("transport", "libfcgi", "must be fcgi or event");
+    expect_bad_value("max_connections", "0", "must be between 1 and 1000000");
     expect_bad_value("flush_batch", "0", "must be between 1 and 100000");
     expect_bad_value("token_retention_days", "0", "must be between 1 and 3650");
     char long_audience[300];
@@ -913,6 +921,9 @@ static void test_example_file(void)
     CHECK_INT(config.cache_max_entries, defaults.cache_max_entries);
     CHECK_INT(config.cache_sweep_interval_s, defaults.cache_sweep_interval_s);
     CHECK_STR(config.shm_name, defaults.shm_name);
+    CHECK_STR(config.transport, defaults.transport);
+    CHECK_INT(config.max_connections, defaults.max_connections);
+    CHECK_INT(config.keepalive_timeout_ms, defaults.keepalive_timeout_ms);
     CHECK_INT(config.queue_capacity, defaults.queue_capacity);
     CHECK_INT(config.queue_full_wait_ms, defaults.queue_full_wait_ms);
     CHECK_INT(config.flush_batch, defaults.flush_batch);
