@@ -36,6 +36,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -58,6 +59,7 @@ struct transport_state {
     struct buffer output;
     char body[HTTP_REQUEST_MAX_BODY + 1];
     int epoll_fd;
+    bool listen_is_tcp; /* TCP_NODELAY only means something there */
 };
 
 static void set_io_timeouts(int fd, int timeout_ms)
@@ -105,8 +107,10 @@ static int wait_for_connection(struct transport_state *state)
         log_error("accept on the FastCGI socket failed: %s", strerror(errno));
         return TK_ERROR;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)); /* fails harmlessly on unix */
+    if (state->listen_is_tcp) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
     set_io_timeouts(fd, options->io_timeout_ms);
     state->fcgi.ipcFd = fd;
     return TK_OK;
@@ -210,6 +214,11 @@ int fcgi_transport_run(const struct fcgi_transport_options *options)
     int rc = TK_ERROR;
     state->options = options;
     state->epoll_fd = -1;
+    struct sockaddr_storage listen_addr;
+    socklen_t listen_addr_len = sizeof(listen_addr);
+    state->listen_is_tcp =
+        getsockname(options->listen_fd, (struct sockaddr *)&listen_addr, &listen_addr_len) == 0 &&
+        (listen_addr.ss_family == AF_INET || listen_addr.ss_family == AF_INET6);
     arena_init(&state->arena, 16384);
     http_response_init(&state->response);
     buffer_init(&state->output);
