@@ -803,15 +803,19 @@ class Traffic:
         self._deadline = time.monotonic() + max_seconds
         self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(threads)]
 
+    def _one_request(self):
+        """What one request leaves in the results: its status."""
+        return token_request(self.port, self.client_id, self.secret).status
+
     def _loop(self):
         while not self._stop.is_set() and time.monotonic() < self._deadline:
             start = time.monotonic()
             try:
-                status = token_request(self.port, self.client_id, self.secret).status
+                outcome = self._one_request()
             except Exception as exc:  # noqa: BLE001 - recorded and asserted on
-                status = type(exc).__name__
+                outcome = type(exc).__name__
             with self._lock:
-                self.results.append((start, time.monotonic(), status))
+                self.results.append((start, time.monotonic(), outcome))
 
     def __enter__(self):
         for thread in self._threads:
@@ -942,50 +946,18 @@ def issue(port, client_id, secret, **kwargs):
     return Issued(token_request(port, client_id, secret, **kwargs))
 
 
-class TokenTraffic:
+class TokenTraffic(Traffic):
     """Like Traffic, but keeps every answer (an Issued, or the exception's
     class name when none came) so the tokens can be matched with rows:
     .results is a list of (start, end, Issued-or-str)."""
 
     def __init__(self, port, client_id, secret, threads=2, max_seconds=30, params=None):
-        self.port = port
-        self.client_id = client_id
-        self.secret = secret
+        super().__init__(port, client_id, secret, threads=threads, max_seconds=max_seconds)
         self.params = params
-        self.results = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._deadline = time.monotonic() + max_seconds
-        self._threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(threads)]
 
-    def _loop(self):
-        while not self._stop.is_set() and time.monotonic() < self._deadline:
-            start = time.monotonic()
-            try:
-                answer = issue(self.port, self.client_id, self.secret, params=self.params)
-            except Exception as exc:  # noqa: BLE001 - recorded and asserted on
-                answer = type(exc).__name__
-            with self._lock:
-                self.results.append((start, time.monotonic(), answer))
-
-    def __enter__(self):
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=HTTP_TIMEOUT_S + 5)
-        assert not any(t.is_alive() for t in self._threads), "traffic thread hung"
-        return list(self.results)
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def count(self):
-        with self._lock:
-            return len(self.results)
+    def _one_request(self):
+        """What one request leaves in the results: the whole answer."""
+        return issue(self.port, self.client_id, self.secret, params=self.params)
 
     def ok_count(self):
         with self._lock:
