@@ -123,31 +123,40 @@ struct command {
 
 /* ---- messages ---- */
 
+/* Prints "tokenctl: MESSAGE" plus `suffix` on stderr; returns `status`. */
+static int report(int status, const char *suffix, const char *fmt, va_list args)
+    __attribute__((format(printf, 3, 0)));
+
+static int report(int status, const char *suffix, const char *fmt, va_list args)
+{
+    char line[1024];
+    vsnprintf(line, sizeof(line), fmt, args);
+    fprintf(stderr, "tokenctl: %s%s\n", line, suffix);
+    return status;
+}
+
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Prints "tokenctl: ..." on stderr; returns EXIT_FAILURE for `return`. */
 static int fail(const char *fmt, ...)
 {
-    char line[1024];
     va_list args;
     va_start(args, fmt);
-    vsnprintf(line, sizeof(line), fmt, args);
+    int status = report(EXIT_FAILURE, "", fmt, args);
     va_end(args);
-    fprintf(stderr, "tokenctl: %s\n", line);
-    return EXIT_FAILURE;
+    return status;
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The same for a usage mistake: points at --help, returns EXIT_USAGE. */
 static int usage_error(const char *fmt, ...)
 {
-    char line[512];
     va_list args;
     va_start(args, fmt);
-    vsnprintf(line, sizeof(line), fmt, args);
+    int status = report(EXIT_USAGE, " (see tokenctl --help)", fmt, args);
     va_end(args);
-    fprintf(stderr, "tokenctl: %s (see tokenctl --help)\n", line);
-    return EXIT_USAGE;
+    return status;
 }
 
 static void print_help(void)
