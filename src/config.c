@@ -100,6 +100,8 @@ static const struct config_key config_keys[] = {
     {"max_connections", KIND_INT, FIELD(max_connections), 1, 1000000, 0, NULL},
     {"keepalive_timeout_ms", KIND_DURATION_INT_MS, FIELD(keepalive_timeout_ms), 100, MS_PER_H, 1,
      NULL},
+    {"read_timeout_ms", KIND_DURATION_INT_MS, FIELD(read_timeout_ms), 100, MS_PER_H, 1, NULL},
+    {"max_params_bytes", KIND_INT, FIELD(max_params_bytes), 1024, 1024 * 1024, 0, NULL},
     {"shutdown_timeout", KIND_DURATION_INT_MS, FIELD(shutdown_timeout_ms), MS_PER_S, MS_PER_H,
      MS_PER_S, NULL},
     {"log_level", KIND_LOG_LEVEL, FIELD(log_level), 0, 0, 0, NULL},
@@ -282,8 +284,9 @@ int config_parse_duration_ms(const char *text, int64_t default_unit_ms, int64_t 
 
 static const char *check_transport(const char *value)
 {
-    return strcmp(value, "fcgi") == 0 || strcmp(value, "event") == 0 ? NULL
-                                                                     : "must be fcgi or event";
+    return strcmp(value, "event") == 0 || strcmp(value, "libfcgi") == 0
+               ? NULL
+               : "must be event or libfcgi";
 }
 
 static const char *check_audience(const char *value)
@@ -635,6 +638,8 @@ int config_init_defaults(struct tokend_config *config)
     config->cache_sweep_interval_s = 60;
     config->max_connections = 1024;
     config->keepalive_timeout_ms = 60000;
+    config->read_timeout_ms = 10000;
+    config->max_params_bytes = 16384;
     config->queue_capacity = 65536;
     config->queue_full_wait_ms = 50;
     config->flush_batch = 1000;
@@ -648,7 +653,7 @@ int config_init_defaults(struct tokend_config *config)
         {&config->path, ""},
         {&config->listen, "unix:/run/tokend/tokend.sock"},
         {&config->shm_name, ""},
-        {&config->transport, "fcgi"},
+        {&config->transport, "event"},
         {&config->issuer, ""},
         {&config->default_audience, ""},
         {&config->token_typ, "at+jwt"},

@@ -104,6 +104,8 @@ int worker_main(const struct tokend_config *config, const struct key_set *keys, 
             .wait_mask = &wait_mask,
             .max_connections = config->max_connections,
             .idle_timeout_ms = config->keepalive_timeout_ms,
+            .read_timeout_ms = config->read_timeout_ms,
+            .max_params_bytes = (size_t)config->max_params_bytes,
         };
         status = event_transport_run(&event) == TK_OK ? 0 : 1;
     } else {

@@ -34,9 +34,11 @@ struct tokend_config {
     int listen_backlog;   /* default 1024 */
     int workers;          /* 0 = number of online CPUs (default) */
     int io_timeout_ms;    /* send/receive timeout on a FastCGI connection, default 30000 */
-    char *transport;      /* "fcgi" (libfcgi, default) or "event" (event_transport.c) */
+    char *transport;      /* "event" (event_transport.c, default) or "libfcgi" */
     int max_connections;  /* event transport: connections per worker, default 1024 */
     int keepalive_timeout_ms; /* event transport: idle kept connection, default 60000 */
+    int read_timeout_ms;      /* event transport: first byte to last of a request, default 10000 */
+    int max_params_bytes;     /* event transport: raw PARAMS stream, larger is 431, default 16384 */
     int shutdown_timeout_ms;  /* SIGTERM -> SIGKILL grace for children, default 30 s */
     enum log_level log_level; /* default info */
 

@@ -45,6 +45,13 @@ SQL_DIR = REPO_ROOT / "sql"
 PG_BIN = Path(os.environ.get("TOKEND_PG_BIN", "/usr/lib/postgresql/15/bin"))
 # Every subprocess gets a deadline: a hung test is a failed test.
 COMMAND_TIMEOUT_S = 60
+# The FastCGI transport every tokend under test uses unless a test says
+# otherwise: scripts/test runs the suite once per transport. With libfcgi,
+# nginx runs the shipped block without kept connections (see
+# nginx-conf/tokend.conf for why).
+TRANSPORT = os.environ.get("TOKEND_TRANSPORT", "event")
+assert TRANSPORT in ("event", "libfcgi"), f"TOKEND_TRANSPORT={TRANSPORT!r}"
+DEFAULT_NGINX_KEEPALIVE = "off" if TRANSPORT == "libfcgi" else "shipped"
 # Environment variables that would change what the programs under test do.
 SCRUBBED_ENV = ("DATABASE_URL", "TOKEND_SQL_DIR", "PGHOST", "PGPORT", "PGUSER",
                 "PGDATABASE", "PGPASSWORD", "PGSERVICE", "PGOPTIONS")
@@ -485,7 +492,7 @@ class Tokend:
     The configuration: listen = unix:<dir>/tokend.sock (mode 0666), `workers`,
     `issuer`, the database URL, the signing key (HS256 through hmac_key_file),
     db_timeout_ms = 5000 (a loaded CI machine can take over a second to
-    connect), shutdown_timeout = 10s, then `settings` (a dict of
+    connect), shutdown_timeout = 10s, transport = TRANSPORT, then `settings` (a dict of
     further keys, which may override those). stderr (the log) goes to
     <dir>/tokend.log."""
 
@@ -510,6 +517,7 @@ class Tokend:
             "database_url": database_url,
             "db_timeout_ms": "5000",
             "shutdown_timeout": "10s",
+            "transport": TRANSPORT,
         }
         if alg == "HS256":
             values.update(signing_alg="HS256", hmac_key_file=str(key_path))
@@ -601,30 +609,24 @@ class SpawnFcgi(Tokend):
 class Nginx:
     """nginx running the shipped server block: scripts/nginx-conf-for writes
     <dir>/nginx.conf, which includes <dir>/tokend.conf (nginx-conf/tokend.conf
-    with its @listen/@socket lines rewritten). `keepalive=K` then edits that
-    copy: `keepalive K;` in the upstream and `fastcgi_keep_conn on;` in the
-    token endpoint's location."""
+    with its @listen/@socket lines rewritten). `keepalive`: "shipped" (the
+    shipped kept-connection lines), "off" (fastcgi_keep_conn off, no
+    upstream pool) or a number K (`keepalive K;`, keep-conn on); None means
+    DEFAULT_NGINX_KEEPALIVE, the right one for TRANSPORT."""
 
     def __init__(self, base_dir, port, socket_path, keepalive=None):
         self.base_dir = Path(base_dir)
         self.port = port
         self.socket_path = Path(socket_path)
-        self.keepalive = keepalive
+        self.keepalive = DEFAULT_NGINX_KEEPALIVE if keepalive is None else str(keepalive)
         self.conf_path = self.base_dir / "nginx.conf"
         self.server_conf_path = self.base_dir / "tokend.conf"
         self.error_log = self.base_dir / "logs" / "error.log"
         self.proc = None
 
     def configure(self):
-        run([NGINX_CONF_FOR, f"127.0.0.1:{self.port}", self.socket_path, self.base_dir])
-        if self.keepalive is not None:
-            text = self.server_conf_path.read_text()
-            text, n_upstream = re.subn(r"(upstream tokend \{\n)",
-                                       rf"\1    keepalive {self.keepalive};\n", text)
-            text, n_location = re.subn(r"(location = /oauth/token \{\n)",
-                                       r"\1        fastcgi_keep_conn on;\n", text)
-            assert (n_upstream, n_location) == (1, 1), "the shipped block changed shape"
-            self.server_conf_path.write_text(text)
+        run([NGINX_CONF_FOR, f"127.0.0.1:{self.port}", self.socket_path, self.base_dir,
+             self.keepalive])
 
     def start(self):
         self.configure()

@@ -52,6 +52,8 @@ static const char *const known_keys[] = {
     "transport",
     "max_connections",
     "keepalive_timeout_ms",
+    "read_timeout_ms",
+    "max_params_bytes",
     "queue_capacity",
     "queue_full_wait_ms",
     "flush_batch",
@@ -170,9 +172,11 @@ static void test_defaults(void)
     CHECK_INT(config.cache_max_entries, 5000);
     CHECK_INT(config.cache_sweep_interval_s, 60);
     CHECK_STR(config.shm_name, "");
-    CHECK_STR(config.transport, "fcgi");
+    CHECK_STR(config.transport, "event");
     CHECK_INT(config.max_connections, 1024);
     CHECK_INT(config.keepalive_timeout_ms, 60000);
+    CHECK_INT(config.read_timeout_ms, 10000);
+    CHECK_INT(config.max_params_bytes, 16384);
     CHECK_INT(config.queue_capacity, 65536);
     CHECK_INT(config.queue_full_wait_ms, 50);
     CHECK_INT(config.flush_batch, 1000);
@@ -445,7 +449,9 @@ static void test_bad_values(void)
                      "expected '/' followed by 1 to 199 of A-Z a-z 0-9 . _ -");
     expect_bad_value("shm_name", "/a/b", "expected '/' followed by 1 to 199 of A-Z a-z 0-9 . _ -");
     expect_bad_value("queue_capacity", "8", "must be between 16 and 16777216");
-    expect_bad_value("transport", "libfcgi", "must be fcgi or event");
+    expect_bad_value("transport", "fcgi", "must be event or libfcgi");
+    expect_bad_value("read_timeout_ms", "99", "must be between 100ms and 1h");
+    expect_bad_value("max_params_bytes", "1023", "must be between 1024 and 1048576");
     expect_bad_value("max_connections", "0", "must be between 1 and 1000000");
     expect_bad_value("flush_batch", "0", "must be between 1 and 100000");
     expect_bad_value("token_retention_days", "0", "must be between 1 and 3650");
@@ -924,6 +930,8 @@ static void test_example_file(void)
     CHECK_STR(config.transport, defaults.transport);
     CHECK_INT(config.max_connections, defaults.max_connections);
     CHECK_INT(config.keepalive_timeout_ms, defaults.keepalive_timeout_ms);
+    CHECK_INT(config.read_timeout_ms, defaults.read_timeout_ms);
+    CHECK_INT(config.max_params_bytes, defaults.max_params_bytes);
     CHECK_INT(config.queue_capacity, defaults.queue_capacity);
     CHECK_INT(config.queue_full_wait_ms, defaults.queue_full_wait_ms);
     CHECK_INT(config.flush_batch, defaults.flush_batch);
