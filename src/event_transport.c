@@ -516,6 +516,7 @@ static void conn_drive(struct loop *loop, struct conn *conn)
 {
     pending_remove(loop, conn);
     int served = 0;
+    bool drained = false; /* the last read returned less than it asked for */
     for (;;) {
         if (conn->phase == PHASE_WRITING) {
             return; /* EPOLLOUT resumes it */
@@ -568,6 +569,12 @@ static void conn_drive(struct loop *loop, struct conn *conn)
             conn->phase = PHASE_READING; /* the rest of a record held back */
             set_deadline(loop, conn, monotonic_ms() + loop->read_timeout_ms);
         }
+        if (drained) {
+            /* A short read emptied the socket: reading again would almost
+             * always cost a system call to learn EAGAIN. Level-triggered
+             * epoll reports the connection again if more has arrived. */
+            return;
+        }
         ssize_t n = read(conn->fd, conn->in, sizeof(conn->in));
         if (n < 0 && errno == EINTR) {
             continue;
@@ -585,6 +592,7 @@ static void conn_drive(struct loop *loop, struct conn *conn)
         }
         conn->in_start = 0;
         conn->in_len = (size_t)n;
+        drained = (size_t)n < sizeof(conn->in);
         if (conn->phase == PHASE_IDLE) {
             conn->phase = PHASE_READING;
             set_deadline(loop, conn, monotonic_ms() + loop->read_timeout_ms);

@@ -180,8 +180,9 @@ def test_records_split_byte_by_byte(build_dir, pg, keys, client):
 def test_pipelined_requests_on_one_kept_connection(build_dir, pg, keys):
     """200 requests written in one go before any answer is read: every
     answer comes back in order (answers larger than the socket buffer wait
-    for EPOLLOUT without the server reading on). Then a long run, sending and
-    reading at once, as many as fit in ~10 s (the issue asks 20,000)."""
+    for EPOLLOUT without the server reading on). Then 20,000 pipelined
+    requests sent from a thread while the answers are read back only a
+    second later: the server writes partially, waits, and resumes."""
     with running_stack(build_dir, pg, keys, workers=1, settings=settings()) as stack:
         with connect(stack) as sock:
             sock.sendall(b"".join(request_bytes(METADATA, request_id=i + 1) for i in range(200)))
@@ -211,9 +212,9 @@ def test_pipelined_requests_on_one_kept_connection(build_dir, pg, keys):
                 except OSError as exc:
                     failures.append(exc)
 
-            started = time.monotonic()
             sender = threading.Thread(target=send_all)
             sender.start()
+            time.sleep(1.0)  # read back late: the server's writes fill the socket first
             reader = Reader(sock)
             for i in range(total):
                 rid, stdout, _, proto = reader.response()
@@ -221,9 +222,6 @@ def test_pipelined_requests_on_one_kept_connection(build_dir, pg, keys):
                 assert stdout.startswith(b"Status: 200")
             sender.join()
             assert not failures
-            elapsed = time.monotonic() - started
-            assert elapsed < 30, elapsed
-            print(f"{total} pipelined requests in {elapsed:.1f} s")
 
 
 def test_abort_before_the_request_is_complete(build_dir, pg, keys):
@@ -319,6 +317,25 @@ def test_request_mapping_and_size_limits(build_dir, pg, keys, client):
 # ---------------------------------------------------------------------------
 # limits and timeouts
 # ---------------------------------------------------------------------------
+
+def test_max_params_bytes_is_configurable(build_dir, pg, keys):
+    """max_params_bytes = 2048: PARAMS of about 1.5 KiB are served, about
+    3 KiB get the JSON 431, and the kept connection serves on."""
+    with running_stack(build_dir, pg, keys, workers=1,
+                       settings=settings(max_params_bytes=2048)) as stack:
+        with connect(stack) as sock:
+            reader = Reader(sock)
+
+            def ask(params):
+                sock.sendall(request_bytes(params))
+                _, stdout, _, _ = reader.response()
+                return status_of(stdout), stdout
+
+            assert ask(dict(JWKS, HTTP_X_PAD="p" * 1500))[0] == 200
+            status, stdout = ask(dict(JWKS, HTTP_X_PAD="p" * 3000))
+            assert status == 431 and b'"error"' in stdout, stdout[:300]
+            assert ask(JWKS)[0] == 200
+
 
 def test_half_sent_connections_time_out_while_traffic_flows(build_dir, pg, keys, client):
     """300 connections each send half a record and stop. Requests through
@@ -422,7 +439,7 @@ def test_cgi_fcgi_client(build_dir, pg, keys, client):
 
 @pytest.mark.parametrize("keepalive", ["shipped", "off"])
 def test_nginx_keep_conn_on_and_off(build_dir, pg, keys, client, keepalive):
-    """The shipped nginx block (fastcgi_keep_conn on, keepalive 32) and the
+    """The shipped nginx block (fastcgi_keep_conn on, keepalive 64) and the
     same block without kept connections: 200 tokens from 16 clients each
     way; with the shipped block nginx holds kept connections to tokend
     afterwards, without it none."""
@@ -435,7 +452,7 @@ def test_nginx_keep_conn_on_and_off(build_dir, pg, keys, client, keepalive):
         assert statuses == [200] * 200
         kept = connected_unix_sockets(stack.tokend.socket_path)
         if keepalive == "shipped":
-            assert 1 <= kept <= 32, kept
+            assert 1 <= kept <= 64, kept
         else:
             wait_until(lambda: connected_unix_sockets(stack.tokend.socket_path) == 0, 5,
                        message="nginx to close its connections")
