@@ -21,10 +21,15 @@
 #define EVENT_TRANSPORT_DEFAULT_MAX_PARAMS      (16 * 1024)           /* raw PARAMS bytes */
 #define EVENT_TRANSPORT_DEFAULT_MAX_BODY        HTTP_REQUEST_MAX_BODY /* 8 KiB, then 413 */
 #define EVENT_TRANSPORT_DEFAULT_IDLE_TIMEOUT_MS 60000
-/* Requests served from one connection in a row before the others get a turn. */
+/* Requests served from one connection in a row before the others get a
+ * turn. (#ifndef: benchmarks build variants with -D.) */
+#ifndef EVENT_TRANSPORT_REQUESTS_PER_TURN
 #define EVENT_TRANSPORT_REQUESTS_PER_TURN 8
+#endif
 /* Connections accepted per wakeup of the listening socket. */
+#ifndef EVENT_TRANSPORT_ACCEPTS_PER_TURN
 #define EVENT_TRANSPORT_ACCEPTS_PER_TURN 8
+#endif
 
 struct event_transport_options {
     /* the same fields as struct fcgi_transport_options */
