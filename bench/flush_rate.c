@@ -220,7 +220,7 @@ static int fill_queue(struct token_queue *queue, long rows)
 }
 
 /* Child: the flusher, as the master would start it. Never returns. */
-static void run_flusher(const struct options *options, struct token_queue *queue)
+static void run_flusher(const struct options *options, struct shm_segment *segment)
 {
     struct tokend_config config;
     if (config_init_defaults(&config) != TK_OK) {
@@ -237,7 +237,7 @@ static void run_flusher(const struct options *options, struct token_queue *queue
         config.db_timeout_ms = options->db_timeout_ms;
     }
     log_set_program("flush_rate-flusher");
-    int status = flusher_main(&config, queue);
+    int status = flusher_main(&config, segment);
     config_free(&config);
     _exit(status);
 }
@@ -286,7 +286,7 @@ int main(int argc, char **argv)
         goto done;
     }
     if (child == 0) {
-        run_flusher(&options, &segment.queue);
+        run_flusher(&options, &segment);
     }
     /* Interrupted, the parent takes its flusher down with it: a flusher
      * left draining on its own would outlive the benchmark's database. */

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -87,6 +88,7 @@ static const char *check_token_typ(const char *value);
 static const char *check_signing_alg(const char *value);
 static const char *check_kid(const char *value);
 static const char *check_verify_key_files(const char *value);
+static const char *check_notify_channel(const char *value);
 
 #define FIELD(name) offsetof(struct tokend_config, name)
 
@@ -135,6 +137,13 @@ static const struct config_key config_keys[] = {
     {"cache_max_entries", KIND_INT, FIELD(cache_max_entries), 1, 10000000, 0, NULL},
     {"cache_sweep_interval", KIND_DURATION_I64_S, FIELD(cache_sweep_interval_s), MS_PER_S, MS_PER_H,
      MS_PER_S, NULL},
+    {"admin_token_file", KIND_STRING, FIELD(admin_token_file), 0, 0, 0, NULL},
+    {"admin_timeout_ms", KIND_DURATION_INT_MS, FIELD(admin_timeout_ms), 10, 60 * MS_PER_S, 1, NULL},
+    {"admin_rate_limit", KIND_INT, FIELD(admin_rate_limit), 1, 100000, 0, NULL},
+    {"health_queue_high_water", KIND_INT, FIELD(health_queue_high_water), 1, 100, 0, NULL},
+    {"health_db_interval_ms", KIND_DURATION_INT_MS, FIELD(health_db_interval_ms), 1000, MS_PER_H, 1,
+     NULL},
+    {"notify_channel", KIND_STRING, FIELD(notify_channel), 0, 0, 0, check_notify_channel},
 };
 
 #define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -287,6 +296,18 @@ static const char *check_transport(const char *value)
     return strcmp(value, "event") == 0 || strcmp(value, "libfcgi") == 0
                ? NULL
                : "must be event or libfcgi";
+}
+
+static const char *check_notify_channel(const char *value)
+{
+    /* A plain PostgreSQL identifier, so it can go into LISTEN unquoted. */
+    size_t len = strlen(value);
+    bool ok = len >= 1 && len <= 63 && ((value[0] >= 'a' && value[0] <= 'z') || value[0] == '_');
+    for (size_t i = 1; ok && i < len; i++) {
+        char c = value[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    }
+    return ok ? NULL : "must be 1 to 63 of [a-z0-9_], not starting with a digit";
 }
 
 static const char *check_audience(const char *value)
@@ -645,6 +666,10 @@ int config_init_defaults(struct tokend_config *config)
     config->flush_batch = 1000;
     config->flush_interval_ms = 1000;
     config->token_retention_days = 30;
+    config->admin_timeout_ms = 2000;
+    config->admin_rate_limit = 20;
+    config->health_queue_high_water = 90;
+    config->health_db_interval_ms = 10000;
 
     const struct {
         char **field;
@@ -654,6 +679,8 @@ int config_init_defaults(struct tokend_config *config)
         {&config->listen, "unix:/run/tokend/tokend.sock"},
         {&config->shm_name, ""},
         {&config->transport, "event"},
+        {&config->admin_token_file, ""},
+        {&config->notify_channel, "tokend_clients"},
         {&config->issuer, ""},
         {&config->default_audience, ""},
         {&config->token_typ, "at+jwt"},
@@ -809,9 +836,17 @@ void config_free(struct tokend_config *config)
         &config->database_url,
         &config->shm_name,
         &config->transport,
+        &config->admin_token_file,
+        &config->notify_channel,
     };
     for (size_t i = 0; i < sizeof(strings) / sizeof(strings[0]); i++) {
         free(*strings[i]);
         *strings[i] = NULL;
     }
+}
+
+int config_worker_count(const struct tokend_config *config)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return config->workers > 0 ? config->workers : (cpus > 0 ? (int)cpus : 1);
 }

@@ -40,6 +40,19 @@
  * creates today's and the next three days', drops those older than
  * token_retention_days, through the SQL functions of sql/002_tokens.sql.
  *
+ * Instance duties besides flushing (each turn of the loop, which comes
+ * round every POLL_INTERVAL_MS at least):
+ *   - its stats slot (instance_stats.h): records flushed, batches, failed
+ *     batches, the last batch's duration, whether and when the database
+ *     last answered, the age of the oldest queued record, a heartbeat;
+ *   - when it has written nothing for a third of health_db_interval_ms it
+ *     pings the database (SELECT 1), so /health knows the database is
+ *     there even when no tokens are issued;
+ *   - once a second it retires the stats slots of processes that died
+ *     without the master noticing (the mod_fcgid layout has no master);
+ *   - the LISTEN connection (client_listener.c) turns client changes from
+ *     tokenctl and other hosts into admin events for this instance.
+ *
  * SIGTERM/SIGINT: flush whatever is queued, regardless of batch size and
  * interval, and exit 0 once the queue is empty; give up after
  * shutdown_timeout (exit 1), leaving the rest in the segment for the next
@@ -56,8 +69,10 @@
 
 #include "tokend/buffer.h"
 #include "tokend/child_process.h"
+#include "tokend/client_listener.h"
 #include "tokend/db_conn.h"
 #include "tokend/flusher.h"
+#include "tokend/instance_stats.h"
 #include "tokend/logging.h"
 #include "tokend/monotonic_clock.h"
 #include "tokend/status.h"
@@ -67,6 +82,8 @@
 #define BACKOFF_MAX_MS          10000
 #define MAINTENANCE_INTERVAL_MS (3600 * 1000)
 #define PARTITION_DAYS_AHEAD    3
+#define RETIRE_INTERVAL_MS      1000
+#define OLDEST_INTERVAL_MS      200
 
 /* Every batch goes in one of two ways (see the design block). */
 enum batch_mode {
@@ -98,6 +115,10 @@ struct timestamp_text {
 struct flusher_state {
     const struct tokend_config *config;
     struct token_queue *queue;
+    struct stats_slot *stats; /* this process's slot, or NULL */
+    int64_t last_db_ok_ms;    /* monotonic: the last working database contact */
+    int64_t next_retire_ms;
+    int64_t next_oldest_ms;
     struct db_conn *db;
     struct buffer copy_data;         /* the batch in COPY text form */
     struct timestamp_text issued_at; /* formatting caches */
@@ -273,6 +294,47 @@ static void pause_ms(const sigset_t *stop_signals, int ms)
     }
 }
 
+/* Records whether the database just answered. */
+static void database_answered(struct flusher_state *state, bool up)
+{
+    stats_gauge_set(state->stats, GAUGE_DB_UP, up ? 1 : 0);
+    if (up) {
+        state->last_db_ok_ms = monotonic_ms();
+        stats_gauge_set(state->stats, GAUGE_DB_LAST_OK_MS, stats_wall_ms());
+    }
+}
+
+/* The instance duties of one turn (see the design block). */
+static void instance_duties(struct flusher_state *state, struct shm_segment *segment,
+                            struct client_listener *listener)
+{
+    int64_t now = monotonic_ms();
+    stats_gauge_set(state->stats, GAUGE_HEARTBEAT_MS, stats_wall_ms());
+    if (listener != NULL) {
+        client_listener_poll(listener, segment->events, now);
+    }
+    if (now >= state->next_retire_ms) {
+        stats_retire_dead(segment->stats);
+        state->next_retire_ms = now + RETIRE_INTERVAL_MS;
+    }
+    if (now >= state->next_oldest_ms) {
+        struct token_record head;
+        uint64_t span = 0;
+        bool any = token_queue_depth(state->queue) > 0 &&
+                   token_queue_peek(state->queue, &head, 1, &span) == 1;
+        stats_gauge_set(state->stats, GAUGE_QUEUE_OLDEST_S, any ? head.issued_at_s : 0);
+        state->next_oldest_ms = now + OLDEST_INTERVAL_MS;
+    }
+    if (!stop_requested && token_queue_depth(state->queue) == 0 &&
+        now - state->last_db_ok_ms >= state->config->health_db_interval_ms / 3) {
+        int rc = db_conn_exec(state->db, "SELECT 1", NULL);
+        database_answered(state, rc == TK_OK);
+        if (rc != TK_OK) {
+            state->last_db_ok_ms = now; /* next ping after another interval */
+        }
+    }
+}
+
 /* One turn of the loop. Returns true when the queue is empty. */
 static bool flush_once(struct flusher_state *state, const sigset_t *stop_signals)
 {
@@ -305,6 +367,7 @@ static bool flush_once(struct flusher_state *state, const sigset_t *stop_signals
         pause_ms(stop_signals, BACKOFF_MAX_MS);
         return false;
     }
+    int64_t started_ms = monotonic_ms();
     int rc = write_batch(state, state->uncertain ? BATCH_STAGED : BATCH_DIRECT);
     if (rc == TK_ERROR && !state->uncertain && state->duplicate) {
         /* Some record is stored already after all: send the batch again
@@ -314,6 +377,10 @@ static bool flush_once(struct flusher_state *state, const sigset_t *stop_signals
     }
     if (rc == TK_OK) {
         token_queue_release(state->queue, span);
+        stats_add(state->stats, STAT_FLUSHED, count);
+        stats_add(state->stats, STAT_FLUSH_BATCHES, 1);
+        stats_gauge_set(state->stats, GAUGE_LAST_FLUSH_US, (monotonic_ms() - started_ms) * 1000);
+        database_answered(state, true);
         state->last_flush_ms = monotonic_ms();
         state->backoff_ms = 0;
         state->uncertain = false;
@@ -321,6 +388,8 @@ static bool flush_once(struct flusher_state *state, const sigset_t *stop_signals
     }
     /* Whether the server committed before the failure is unknown: the next
      * write of these records must tolerate copies already stored. */
+    stats_add(state->stats, STAT_FLUSH_ERRORS, 1);
+    database_answered(state, rc == TK_ERROR); /* an SQL error: the server is there */
     state->uncertain = true;
     state->backoff_ms = state->backoff_ms == 0 ? BACKOFF_MIN_MS : state->backoff_ms * 2;
     if (state->backoff_ms > BACKOFF_MAX_MS) {
@@ -330,8 +399,9 @@ static bool flush_once(struct flusher_state *state, const sigset_t *stop_signals
     return false;
 }
 
-int flusher_main(const struct tokend_config *config, struct token_queue *queue)
+int flusher_main(const struct tokend_config *config, struct shm_segment *segment)
 {
+    struct token_queue *queue = &segment->queue;
     /* Stop signals stay blocked and are taken synchronously in pause_ms. */
     sigset_t stop_signals, unused_wait_mask;
     if (!child_process_setup("tokend-flusher", &stop_requested, &stop_signals, &unused_wait_mask)) {
@@ -340,6 +410,15 @@ int flusher_main(const struct tokend_config *config, struct token_queue *queue)
 
     struct flusher_state state = {.config = config, .queue = queue};
     buffer_init(&state.copy_data);
+    state.stats = stats_slot_claim(segment->stats, getpid(), STAT_ROLE_FLUSHER,
+                                   admin_event_published(segment->events));
+    if (state.stats == NULL) {
+        log_warn("flusher: every stats slot of segment %s is taken; its counters are not shared",
+                 segment->name);
+    }
+    struct client_listener *listener =
+        client_listener_create(config->database_url, config->database_password,
+                               config->notify_channel, config->db_timeout_ms);
     int status = 1;
     /* A batch is one COPY of up to flush_batch rows: it gets five times the
      * deadline of a worker's single-row query before it counts as lost. */
@@ -366,6 +445,7 @@ int flusher_main(const struct tokend_config *config, struct token_queue *queue)
     }
     int64_t drain_deadline_ms = -1;
     for (;;) {
+        instance_duties(&state, segment, listener);
         if (monotonic_ms() >= state.next_maintenance_ms && !stop_requested) {
             maintain_partitions(&state);
         }
@@ -395,5 +475,6 @@ int flusher_main(const struct tokend_config *config, struct token_queue *queue)
 done:
     buffer_free(&state.copy_data);
     db_conn_destroy(state.db);
+    client_listener_destroy(listener);
     return status;
 }

@@ -17,6 +17,7 @@ void http_response_init(struct http_response *resp)
 {
     resp->status = 0;
     resp->content_type = json_type;
+    resp->oauth_error = NULL;
     buffer_init(&resp->headers);
     buffer_init(&resp->body);
 }
@@ -25,6 +26,7 @@ void http_response_reset(struct http_response *resp)
 {
     resp->status = 0;
     resp->content_type = json_type;
+    resp->oauth_error = NULL;
     buffer_reset(&resp->headers);
     buffer_reset(&resp->body);
 }
@@ -56,6 +58,7 @@ void http_response_oauth_error(struct http_response *resp, int status, const cha
 {
     resp->status = status;
     resp->content_type = json_type;
+    resp->oauth_error = error;
     buffer_reset(&resp->body);
     buffer_append_str(&resp->body, "{\"error\":");
     buffer_append_json_string(&resp->body, error);

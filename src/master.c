@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "tokend/flusher.h"
+#include "tokend/instance_stats.h"
 #include "tokend/logging.h"
 #include "tokend/monotonic_clock.h"
 #include "tokend/master.h"
@@ -58,6 +59,7 @@ struct worker_slot {
 struct master_state {
     const struct tokend_config *config;
     const struct key_set *keys;
+    const struct admin_token *admin_token;
     struct shm_segment *segment;
     int listen_fd;
     struct worker_slot *slots; /* slots[0] is the flusher, the rest workers */
@@ -83,10 +85,10 @@ static void spawn_worker(struct master_state *master, struct worker_slot *slot)
         sigprocmask(SIG_UNBLOCK, &unblock, NULL);
         if (slot->kind == CHILD_FLUSHER) {
             close(master->listen_fd);
-            _exit(flusher_main(master->config, &master->segment->queue));
+            _exit(flusher_main(master->config, master->segment));
         }
-        _exit(
-            worker_main(master->config, master->keys, master->listen_fd, &master->segment->queue));
+        _exit(worker_main(master->config, master->keys, master->admin_token, master->listen_fd,
+                          master->segment));
     }
     slot->pid = pid;
     slot->started_ms = monotonic_ms();
@@ -116,6 +118,8 @@ static int reap_children(struct master_state *master, bool restart)
         }
         reaped++;
         slot->pid = 0;
+        /* Its counters join the retired totals; a replacement starts at 0. */
+        stats_retire_pid(master->segment->stats, pid);
         if (!restart) {
             continue;
         }
@@ -198,12 +202,18 @@ static bool stop_children(struct master_state *master, enum child_kind kind)
 }
 
 int master_run(const struct tokend_config *config, const struct key_set *keys,
-               struct shm_segment *segment, int listen_fd, const char *unix_path_to_remove)
+               const struct admin_token *admin_token, struct shm_segment *segment, int listen_fd,
+               const char *unix_path_to_remove)
 {
-    struct master_state master = {
-        .config = config, .keys = keys, .segment = segment, .listen_fd = listen_fd};
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int workers = config->workers > 0 ? config->workers : (cpus > 0 ? (int)cpus : 1);
+    struct master_state master = {.config = config,
+                                  .keys = keys,
+                                  .admin_token = admin_token,
+                                  .segment = segment,
+                                  .listen_fd = listen_fd};
+    int workers = config_worker_count(config);
+    /* Slots left by processes of an instance that crashed: their counts
+     * stay in the totals. */
+    stats_retire_dead(segment->stats);
     master.slot_count = workers + 1;
     master.slots = calloc((size_t)master.slot_count, sizeof(*master.slots));
     if (master.slots == NULL) {
@@ -220,6 +230,12 @@ int master_run(const struct tokend_config *config, const struct key_set *keys,
     sigaddset(&master.handled, SIGINT);
     sigaddset(&master.handled, SIGHUP);
     sigprocmask(SIG_BLOCK, &master.handled, NULL);
+    /* Children start with SIGUSR1 (admin wake-up) blocked until a worker
+     * has its handler; the master itself never takes it. */
+    sigset_t wake;
+    sigemptyset(&wake);
+    sigaddset(&wake, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &wake, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     for (int i = 0; i < master.slot_count; i++) {

@@ -9,14 +9,35 @@
  * method answers 405 with Allow; HEAD is served wherever GET is (the
  * transport drops the body). Unknown paths answer 404 in JSON so clients
  * that parse every answer as JSON never trip.
+ *
+ * /admin/... and /metrics pass admin_authorize() first; /health needs no
+ * token. The token endpoint is the only route that is counted beyond the
+ * request itself: its latency (measured here, around the handler) and its
+ * outcome by RFC 6749 error code go to the worker's stats slot.
  */
 #include <string.h>
+#include <time.h>
 
+#include "tokend/admin_endpoint.h"
 #include "tokend/discovery_endpoint.h"
+#include "tokend/health_endpoint.h"
+#include "tokend/instance_stats.h"
+#include "tokend/metrics_endpoint.h"
 #include "tokend/router.h"
 #include "tokend/token_endpoint.h"
 
-enum route_id { ROUTE_TOKEN, ROUTE_JWKS, ROUTE_METADATA };
+enum route_id {
+    ROUTE_TOKEN,
+    ROUTE_JWKS,
+    ROUTE_METADATA,
+    ROUTE_HEALTH,
+    ROUTE_METRICS,
+    ROUTE_ADMIN_CACHE_STATS,
+    ROUTE_ADMIN_CACHE_CLEAR,
+    ROUTE_ADMIN_CACHE_INVALIDATE,
+    ROUTE_ADMIN_CACHE_CLEANUP,
+    ROUTE_ADMIN_QUEUE_STATS,
+};
 
 struct route {
     const char *path;
@@ -28,14 +49,70 @@ static const struct route routes[] = {
     {"/oauth/token", "POST", ROUTE_TOKEN},
     {"/.well-known/jwks.json", "GET, HEAD", ROUTE_JWKS},
     {"/.well-known/oauth-authorization-server", "GET, HEAD", ROUTE_METADATA},
+    {"/health", "GET, HEAD", ROUTE_HEALTH},
+    {"/metrics", "GET, HEAD", ROUTE_METRICS},
+    {"/admin/cache/stats", "GET, HEAD", ROUTE_ADMIN_CACHE_STATS},
+    {"/admin/cache/clear", "POST", ROUTE_ADMIN_CACHE_CLEAR},
+    {"/admin/cache/invalidate", "POST", ROUTE_ADMIN_CACHE_INVALIDATE},
+    {"/admin/cache/cleanup", "POST", ROUTE_ADMIN_CACHE_CLEANUP},
+    {"/admin/queue/stats", "GET, HEAD", ROUTE_ADMIN_QUEUE_STATS},
 };
 
 static bool method_allowed(const struct route *route, const char *method)
 {
-    if (route->id == ROUTE_TOKEN) {
+    if (strcmp(route->allow, "POST") == 0) {
         return strcmp(method, "POST") == 0;
     }
     return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+static const struct {
+    const char *error;
+    enum stat_counter counter;
+} token_error_counters[] = {
+    {"invalid_request", STAT_TOKEN_INVALID_REQUEST},
+    {"invalid_client", STAT_TOKEN_INVALID_CLIENT},
+    {"unauthorized_client", STAT_TOKEN_UNAUTHORIZED_CLIENT},
+    {"unsupported_grant_type", STAT_TOKEN_UNSUPPORTED_GRANT_TYPE},
+    {"invalid_scope", STAT_TOKEN_INVALID_SCOPE},
+    {"invalid_target", STAT_TOKEN_INVALID_TARGET},
+    {"temporarily_unavailable", STAT_TOKEN_TEMPORARILY_UNAVAILABLE},
+    {"server_error", STAT_TOKEN_SERVER_ERROR},
+};
+
+static int64_t monotonic_us(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+}
+
+/* Counts a token endpoint answer that is not a token. */
+static void count_token_error(struct stats_slot *slot, const struct http_response *resp)
+{
+    enum stat_counter counter = STAT_TOKEN_OTHER_ERROR;
+    for (size_t i = 0; resp->oauth_error != NULL &&
+                       i < sizeof(token_error_counters) / sizeof(token_error_counters[0]);
+         i++) {
+        if (strcmp(resp->oauth_error, token_error_counters[i].error) == 0) {
+            counter = token_error_counters[i].counter;
+            break;
+        }
+    }
+    stats_add(slot, counter, 1);
+}
+
+static void handle_token(struct handler_context *ctx, const struct http_request *req,
+                         struct http_response *resp)
+{
+    int64_t started = ctx->stats != NULL ? monotonic_us() : 0;
+    token_endpoint_handle(ctx, req, resp);
+    if (ctx->stats != NULL) {
+        stats_observe_latency(ctx->stats, (uint64_t)(monotonic_us() - started));
+        if (resp->status != 200) {
+            count_token_error(ctx->stats, resp);
+        }
+    }
 }
 
 void router_handle(struct handler_context *ctx, const struct http_request *req,
@@ -59,21 +136,49 @@ void router_handle(struct handler_context *ctx, const struct http_request *req,
         return;
     }
     if (!method_allowed(route, req->method)) {
+        if (route->id == ROUTE_TOKEN) {
+            stats_add(ctx->stats, STAT_TOKEN_OTHER_ERROR, 1);
+        }
         http_response_json(resp, 405,
                            "{\"error\":\"method_not_allowed\","
                            "\"error_description\":\"method not allowed on this endpoint\"}");
         http_response_add_header(resp, "Allow", route->allow);
         return;
     }
+    bool admin = route->id >= ROUTE_METRICS;
+    if (admin && !admin_authorize(ctx, req, resp)) {
+        return;
+    }
     switch (route->id) {
     case ROUTE_TOKEN:
-        token_endpoint_handle(ctx, req, resp);
+        handle_token(ctx, req, resp);
         break;
     case ROUTE_JWKS:
         discovery_handle_jwks(ctx, resp);
         break;
     case ROUTE_METADATA:
         discovery_handle_metadata(ctx, resp);
+        break;
+    case ROUTE_HEALTH:
+        health_handle(ctx, req, resp);
+        break;
+    case ROUTE_METRICS:
+        metrics_handle(ctx, resp);
+        break;
+    case ROUTE_ADMIN_CACHE_STATS:
+        admin_handle_cache_stats(ctx, req, resp);
+        break;
+    case ROUTE_ADMIN_CACHE_CLEAR:
+        admin_handle_cache_action(ctx, req, resp, ADMIN_EVENT_CLEAR);
+        break;
+    case ROUTE_ADMIN_CACHE_INVALIDATE:
+        admin_handle_cache_action(ctx, req, resp, ADMIN_EVENT_INVALIDATE);
+        break;
+    case ROUTE_ADMIN_CACHE_CLEANUP:
+        admin_handle_cache_action(ctx, req, resp, ADMIN_EVENT_CLEANUP);
+        break;
+    case ROUTE_ADMIN_QUEUE_STATS:
+        admin_handle_queue_stats(ctx, req, resp);
         break;
     }
 }

@@ -3,7 +3,9 @@
  *
  * Creation order matters because another process may attach at any time:
  * the file is sized and reserved, every region formatted, and only then is
- * the header's magic stored with release ordering. An attacher that reads
+ * the header's magic stored with release ordering. Layout (each region
+ * 64-byte aligned): header | token queue | per-process stats slots
+ * (instance_stats.h) | admin event ring (admin_events.h). An attacher that reads
  * the magic with acquire ordering therefore sees a complete segment, and a
  * half-made one (its creator died while formatting) has no magic and is
  * re-formatted by the next owner, which is safe because it holds no record.
@@ -33,9 +35,25 @@ static size_t header_region_size(void)
     return (sizeof(struct shm_segment_header) + 63) & ~(size_t)63;
 }
 
+static size_t align64(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
+
+/* Layout: header | token queue | stats region | admin event ring. */
+static size_t stats_offset_for(uint64_t capacity)
+{
+    return header_region_size() + align64(token_queue_region_size(capacity));
+}
+
+static size_t events_offset_for(uint64_t capacity)
+{
+    return stats_offset_for(capacity) + align64(sizeof(struct stats_region));
+}
+
 static size_t segment_size_for(uint64_t capacity)
 {
-    return header_region_size() + token_queue_region_size(capacity);
+    return events_offset_for(capacity) + align64(sizeof(struct admin_event_ring));
 }
 
 void shm_segment_name_for_listen(const char *listen, char out[SHM_SEGMENT_NAME_MAX + 1])
@@ -74,6 +92,10 @@ static void format_segment(struct shm_segment *segment, uint64_t capacity)
     header->creator_pid = (int32_t)getpid();
     header->created_at_s = (int64_t)time(NULL);
     token_queue_format((char *)segment->base + header_region_size(), capacity);
+    stats_region_format(
+        (struct stats_region *)((char *)segment->base + stats_offset_for(capacity)));
+    admin_event_ring_format(
+        (struct admin_event_ring *)((char *)segment->base + events_offset_for(capacity)));
     atomic_store_explicit(&header->magic, SHM_SEGMENT_MAGIC, memory_order_release);
 }
 
@@ -185,6 +207,10 @@ int shm_segment_open(struct shm_segment *segment, const char *name, uint64_t que
     }
     token_queue_attach(&segment->queue, (char *)segment->base + header_region_size(),
                        queue_capacity);
+    segment->stats =
+        (struct stats_region *)((char *)segment->base + stats_offset_for(queue_capacity));
+    segment->events =
+        (struct admin_event_ring *)((char *)segment->base + events_offset_for(queue_capacity));
     return TK_OK;
 fail:
     shm_segment_close(segment);

@@ -1,19 +1,21 @@
 /*
  * tokenctl.c - the administration CLI: schema migrations, clients, signing
- * keys, the record of issued tokens. See tokenctl(1).
+ * keys, the admin token, the record of issued tokens. See tokenctl(1).
  *
  * Shape of a run: parse the whole command line (options may come before or
  * after the command words), find the command in `commands`, check that only
  * its options were given, validate every value, and only then load the
  * config and connect to PostgreSQL. So a typo never reaches the database and
- * `key generate` needs neither a config nor a database.
+ * `key generate` and `admin-token generate` need neither a config nor a
+ * database.
  *
  * Output contract (scripts rely on it):
  * - stdout carries only the command's result: the new secret and a newline
  *   for `client add` / `client rotate-secret`, the table for `client list`,
  *   key: value lines for `client show`, one line per applied migration,
  *   "dropped N partitions, deleted M rows" for `tokens purge`, the number
- *   for `tokens count`.
+ *   for `tokens count`; nothing at all for `key generate` and
+ *   `admin-token generate`, whose secret goes only into the new file.
  * - every failure is one line on stderr starting "tokenctl: ". Exit status
  *   is 0 on success, 1 on any failure, 2 for a malformed command line.
  *
@@ -36,6 +38,7 @@
 #include <openssl/crypto.h>
 
 #include "config.h" /* PACKAGE_VERSION, from configure */
+#include "tokend/admin_token.h"
 #include "tokend/client_registry.h"
 #include "tokend/config.h"
 #include "tokend/logging.h"
@@ -174,6 +177,7 @@ static void print_help(void)
           "  client disable ID | enable ID | delete ID\n"
           "  key generate --alg ES256|RS256|HS256 --out FILE\n"
           "                                    write a new signing key (mode 0600)\n"
+          "  admin-token generate --out FILE   write a new admin endpoint token (mode 0600)\n"
           "  tokens count [--client ID]        count the recorded tokens\n"
           "  tokens purge --before YYYY-MM-DD  drop the token records of the days before\n"
           "                                    that UTC date\n"
@@ -663,6 +667,23 @@ static int run_key_generate(struct context *ctx)
     return EXIT_SUCCESS;
 }
 
+static int run_admin_token_generate(struct context *ctx)
+{
+    const char *path = ctx->cli->values[OPT_OUT];
+    struct stat st;
+    if (path[0] == '\0') {
+        return fail("--out needs a file name");
+    }
+    /* admin_token_generate_file refuses too (O_EXCL); this only words it better. */
+    if (lstat(path, &st) == 0) {
+        return fail("%s already exists; refusing to overwrite it", path);
+    }
+    if (admin_token_generate_file(path, ctx->error, sizeof(ctx->error)) != TK_OK) {
+        return fail("%s", ctx->error);
+    }
+    return EXIT_SUCCESS;
+}
+
 static int run_tokens_count(struct context *ctx)
 {
     const char *client_id = ctx->cli->values[OPT_CLIENT];
@@ -719,6 +740,7 @@ static const struct command commands[] = {
     {"client", "delete", true, 0, 0, run_client_delete},
     {"key", "generate", false, BIT(OPT_ALG) | BIT(OPT_OUT), BIT(OPT_ALG) | BIT(OPT_OUT),
      run_key_generate},
+    {"admin-token", "generate", false, BIT(OPT_OUT), BIT(OPT_OUT), run_admin_token_generate},
     {"tokens", "count", false, BIT(OPT_CLIENT), 0, run_tokens_count},
     {"tokens", "purge", false, BIT(OPT_BEFORE), BIT(OPT_BEFORE), run_tokens_purge},
 };

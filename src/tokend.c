@@ -28,6 +28,7 @@
 
 #include "tokend/config.h"
 #include "tokend/flusher.h"
+#include "tokend/admin_token.h"
 #include "tokend/key_set.h"
 #include "tokend/listen_socket.h"
 #include "tokend/logging.h"
@@ -79,7 +80,8 @@ static int open_segment(const struct tokend_config *config, int listen_fd,
     return TK_OK;
 }
 
-static int run_master(const struct tokend_config *config, const struct key_set *keys)
+static int run_master(const struct tokend_config *config, const struct key_set *keys,
+                      const struct admin_token *admin_token)
 {
     /* From here on a stop signal waits for the master loop, which stops
      * cleanly (removing the socket), however early it comes. */
@@ -120,7 +122,7 @@ static int run_master(const struct tokend_config *config, const struct key_set *
         }
         return 1;
     }
-    int status = master_run(config, keys, &segment, listen_fd, bound_path);
+    int status = master_run(config, keys, admin_token, &segment, listen_fd, bound_path);
     shm_segment_close(&segment);
     return status;
 }
@@ -132,7 +134,7 @@ static int run_flusher_service(const struct tokend_config *config)
         return 1;
     }
     log_info("flusher running for shared memory segment %s", segment.name);
-    int status = flusher_main(config, &segment.queue);
+    int status = flusher_main(config, &segment);
     uint64_t left = token_queue_depth(&segment.queue);
     if (status == 0 && left == 0) {
         shm_segment_unlink(segment.name);
@@ -189,6 +191,8 @@ int main(int argc, char **argv)
     struct tokend_config config;
     struct key_set keys;
     memset(&keys, 0, sizeof(keys));
+    struct admin_token admin_token;
+    memset(&admin_token, 0, sizeof(admin_token));
     char error[CONFIG_ERROR_SIZE];
     if (config_init_defaults(&config) != TK_OK) {
         log_error("out of memory");
@@ -208,16 +212,22 @@ int main(int argc, char **argv)
         log_error("%s", error);
         goto done;
     }
+    if (config.admin_token_file[0] != '\0' &&
+        admin_token_load(config.admin_token_file, &admin_token, error, sizeof(error)) != TK_OK) {
+        log_error("admin_token_file: %s", error);
+        goto done;
+    }
     if (test_only) {
         const struct signing_key *signing = key_set_signing(&keys);
         fprintf(stderr,
                 "tokend: configuration %s is valid: signing with %s key \"%s\", %zu key(s) "
-                "in the JWKS\n",
-                config_path, jws_alg_name(signing->alg), signing->kid, keys.count);
+                "in the JWKS; admin endpoints %s\n",
+                config_path, jws_alg_name(signing->alg), signing->kid, keys.count,
+                admin_token.set ? "enabled" : "disabled (no admin_token_file)");
         status = 0;
         goto done;
     }
-    status = run_master(&config, &keys);
+    status = run_master(&config, &keys, &admin_token);
 done:
     key_set_free(&keys);
     config_free(&config);

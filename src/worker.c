@@ -12,7 +12,15 @@
  * killed with SIGKILL) stop too instead of serving forever unsupervised.
  *
  * Housekeeping between requests: the cache's periodic sweep of expired
- * entries, run when `cache_sweep_interval` has passed (one clock read).
+ * entries, run when `cache_sweep_interval` has passed (one clock read),
+ * admin events published since the last request (one atomic load when
+ * there are none), and a heartbeat in the worker's stats slot. SIGUSR1
+ * (sent by a worker that published an admin event) only interrupts the
+ * transport's wait, so an idle worker applies the event at once.
+ *
+ * Shared counters: the worker claims a stats slot in the segment at start
+ * and, after every request, copies its cache and token counters there
+ * (plain stores into its own slot; see instance_stats.h).
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -20,12 +28,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tokend/cache_admin.h"
 #include "tokend/child_process.h"
 #include "tokend/client_cache.h"
 #include "tokend/db_conn.h"
 #include "tokend/event_transport.h"
 #include "tokend/fcgi_transport.h"
 #include "tokend/handler_context.h"
+#include "tokend/instance_stats.h"
 #include "tokend/logging.h"
 #include "tokend/monotonic_clock.h"
 #include "tokend/router.h"
@@ -40,16 +50,49 @@ struct worker_state {
     int64_t sweep_interval_ms;
 };
 
+/* Copies this worker's counters into its stats slot. */
+static void publish_stats(struct handler_context *h)
+{
+    struct stats_slot *slot = h->stats;
+    if (slot == NULL) {
+        return;
+    }
+    const struct client_cache_stats *cache = client_cache_get_stats(h->cache);
+    stats_set(slot, STAT_CACHE_HITS, cache->hits);
+    stats_set(slot, STAT_CACHE_MISSES, cache->misses);
+    stats_set(slot, STAT_CACHE_NEGATIVE_HITS, cache->negative_hits);
+    stats_set(slot, STAT_CACHE_EVICTIONS, cache->evictions);
+    stats_set(slot, STAT_CACHE_EXPIRATIONS, cache->expirations);
+    stats_gauge_set(slot, GAUGE_CACHE_SIZE, (int64_t)cache->size);
+    stats_set(slot, STAT_TOKENS_ISSUED, h->token_stats.issued);
+    stats_set(slot, STAT_QUEUE_ENQUEUED, h->token_stats.issued);
+    stats_set(slot, STAT_QUEUE_FULL, h->token_stats.queue_full);
+    stats_add(slot, STAT_REQUESTS, 1);
+}
+
 static void handle_request(void *context, const struct http_request *req,
                            struct http_response *resp)
 {
     struct worker_state *state = context;
+    if (cache_admin_pending(&state->handlers)) {
+        cache_admin_apply(&state->handlers);
+    }
     router_handle(&state->handlers, req, resp);
+    publish_stats(&state->handlers);
+}
+
+static void on_wake_signal(int signo)
+{
+    (void)signo; /* interrupting the wait is all it is for */
 }
 
 static void between_requests(void *context)
 {
     struct worker_state *state = context;
+    if (cache_admin_pending(&state->handlers)) {
+        cache_admin_apply(&state->handlers);
+    }
+    stats_gauge_set(state->handlers.stats, GAUGE_HEARTBEAT_MS, stats_wall_ms());
     int64_t now = monotonic_ms();
     if (now >= state->next_sweep_ms) {
         client_cache_sweep(state->handlers.cache);
@@ -57,13 +100,23 @@ static void between_requests(void *context)
     }
 }
 
-int worker_main(const struct tokend_config *config, const struct key_set *keys, int listen_fd,
-                struct token_queue *queue)
+int worker_main(const struct tokend_config *config, const struct key_set *keys,
+                const struct admin_token *admin_token, int listen_fd, struct shm_segment *segment)
 {
     sigset_t stop_signals, wait_mask;
     if (!child_process_setup("tokend-worker", &stop_requested, &stop_signals, &wait_mask)) {
         return 0; /* the master died between fork and setup */
     }
+    /* SIGUSR1 (admin event published) is blocked but while waiting. */
+    struct sigaction wake = {.sa_handler = on_wake_signal};
+    sigemptyset(&wake.sa_mask);
+    sigaction(SIGUSR1, &wake, NULL);
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, NULL);
+    sigdelset(&wait_mask, SIGUSR1);
+    struct token_queue *queue = &segment->queue;
 
     token_queue_set_producer_pid(queue, getpid());
     int status = 1;
@@ -81,6 +134,18 @@ int worker_main(const struct tokend_config *config, const struct key_set *keys, 
         log_error("worker start-up failed: out of memory");
         goto done;
     }
+    state->handlers.segment = segment;
+    state->handlers.worker_count = config_worker_count(config);
+    state->handlers.admin_token = admin_token;
+    state->handlers.events_applied = admin_event_published(segment->events);
+    state->handlers.stats = stats_slot_claim(segment->stats, getpid(), STAT_ROLE_WORKER,
+                                             state->handlers.events_applied);
+    if (state->handlers.stats == NULL) {
+        log_warn("every stats slot of segment %s is taken: this worker's counters are not shared",
+                 segment->name);
+    }
+    rate_limit_init(&state->handlers.admin_limit, config->admin_rate_limit,
+                    2 * config->admin_rate_limit, monotonic_ms());
     state->sweep_interval_ms = config->cache_sweep_interval_s * 1000;
     state->next_sweep_ms = monotonic_ms() + state->sweep_interval_ms;
 

@@ -70,6 +70,15 @@ struct tokend_config {
     int flush_interval_ms;    /* flush whatever is queued at least this often, default 1000 */
     int token_retention_days; /* token rows older than this are dropped, default 30 */
 
+    /* admin, health and fleet */
+    char *admin_token_file;      /* Bearer token for /admin/ and /metrics; "" = admin disabled */
+    int admin_timeout_ms;        /* how long an admin action waits for every worker, 2000 */
+    int admin_rate_limit;        /* admin requests per second per worker (burst twice), 20 */
+    int health_queue_high_water; /* /health fails above this % of queue_capacity, 90 */
+    int health_db_interval_ms;   /* /health fails when the database was not reached for
+                                    this long, 10000 */
+    char *notify_channel;        /* PostgreSQL channel of client changes, "tokend_clients" */
+
     /* per-worker client cache */
     int64_t cache_ttl_s;            /* default 600 */
     int64_t cache_negative_ttl_s;   /* default 30 */
@@ -106,5 +115,8 @@ void config_free(struct tokend_config *config);
  * numbers are in `default_unit_ms` (1 for _ms keys, 1000 otherwise).
  * Returns TK_OK with milliseconds, or TK_INVALID. Exposed for tests. */
 int config_parse_duration_ms(const char *text, int64_t default_unit_ms, int64_t *out_ms);
+
+/* `workers`, or the number of online CPUs when it is 0. */
+int config_worker_count(const struct tokend_config *config);
 
 #endif

@@ -9,11 +9,14 @@
 
 #include <stdint.h>
 
+#include "tokend/admin_token.h"
 #include "tokend/buffer.h"
 #include "tokend/client_cache.h"
 #include "tokend/config.h"
 #include "tokend/db_conn.h"
 #include "tokend/key_set.h"
+#include "tokend/rate_limit.h"
+#include "tokend/shm_segment.h"
 #include "tokend/token_queue.h"
 
 /* Wall-clock seconds (for iat/exp). Injectable for tests. */
@@ -39,6 +42,16 @@ struct handler_context {
     size_t path_prefix_len;
     struct buffer metadata_json; /* RFC 8414 document, rendered once */
     struct buffer token_scratch; /* the JWT being built, reused */
+
+    /* The instance, set by the worker after init; NULL when the handlers
+     * run on their own (unit tests): then the admin, health and metrics
+     * endpoints answer 503 and nothing is counted. */
+    struct shm_segment *segment;
+    struct stats_slot *stats;              /* this worker's slot, or NULL (all taken) */
+    uint64_t events_applied;               /* admin events applied to this worker's cache */
+    const struct admin_token *admin_token; /* NULL or unset: admin endpoints disabled */
+    struct rate_limit admin_limit;         /* admin requests of this worker */
+    int worker_count;                      /* workers the instance should have */
 };
 
 /* Fills the context and renders the discovery document. Returns TK_OK or

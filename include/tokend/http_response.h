@@ -13,6 +13,8 @@
 struct http_response {
     int status;               /* 0 until a handler sets it */
     const char *content_type; /* static string; default application/json */
+    const char *oauth_error;  /* the error code http_response_oauth_error set, or NULL;
+                                 must be a static string (it is counted after the answer) */
     struct buffer headers;    /* "Name: value\r\n" lines beyond Status and Content-Type */
     struct buffer body;
 };

@@ -7,12 +7,14 @@
 #ifndef TOKEND_MASTER_H
 #define TOKEND_MASTER_H
 
+#include "tokend/admin_token.h"
 #include "tokend/config.h"
 #include "tokend/key_set.h"
 #include "tokend/shm_segment.h"
 
 /* Returns the exit status of tokend. */
 int master_run(const struct tokend_config *config, const struct key_set *keys,
-               struct shm_segment *segment, int listen_fd, const char *unix_path_to_remove);
+               const struct admin_token *admin_token, struct shm_segment *segment, int listen_fd,
+               const char *unix_path_to_remove);
 
 #endif

@@ -24,10 +24,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "tokend/admin_events.h"
+#include "tokend/instance_stats.h"
 #include "tokend/token_queue.h"
 
 #define SHM_SEGMENT_MAGIC          UINT64_C(0x31514e454b4f5424) /* "$TOKENQ1" */
-#define SHM_SEGMENT_LAYOUT_VERSION 1
+#define SHM_SEGMENT_LAYOUT_VERSION 2
 #define SHM_SEGMENT_NAME_MAX       200
 
 struct shm_segment_header {
@@ -50,7 +52,9 @@ struct shm_segment {
     size_t size;
     struct shm_segment_header *header;
     struct token_queue queue;
-    bool created; /* this open formatted a new segment */
+    struct stats_region *stats;      /* per-process counters, after the queue */
+    struct admin_event_ring *events; /* admin events, after the stats */
+    bool created;                    /* this open formatted a new segment */
 };
 
 /* What opening found, for the caller to log. */

@@ -6,13 +6,14 @@
 #ifndef TOKEND_WORKER_H
 #define TOKEND_WORKER_H
 
+#include "tokend/admin_token.h"
 #include "tokend/config.h"
 #include "tokend/key_set.h"
-#include "tokend/token_queue.h"
+#include "tokend/shm_segment.h"
 
 /* Runs in the child after fork. Returns the process exit status (0 after a
  * requested stop, 1 on a start-up failure, logged). */
-int worker_main(const struct tokend_config *config, const struct key_set *keys, int listen_fd,
-                struct token_queue *queue);
+int worker_main(const struct tokend_config *config, const struct key_set *keys,
+                const struct admin_token *admin_token, int listen_fd, struct shm_segment *segment);
 
 #endif
