@@ -27,6 +27,7 @@
 
 #include "tokend/client_listener.h"
 #include "tokend/logging.h"
+#include "tokend/pg_error.h"
 #include "tokend/status.h"
 
 #define BACKOFF_MIN_MS 100
@@ -119,6 +120,9 @@ static void start_connect(struct client_listener *listener, int64_t now_ms)
     const char *keywords[] = {"dbname", listener->password != NULL ? "password" : NULL, NULL};
     const char *values[] = {listener->conninfo, listener->password, NULL};
     listener->conn = PQconnectStartParams(keywords, values, 1);
+    if (listener->conn != NULL) {
+        PQsetNoticeProcessor(listener->conn, pg_error_log_notice, NULL);
+    }
     if (listener->conn == NULL || PQstatus(listener->conn) == CONNECTION_BAD ||
         PQsetnonblocking(listener->conn, 1) != 0) {
         fail(listener, now_ms, "could not be made");

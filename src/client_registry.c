@@ -13,7 +13,7 @@
  *   the order first given; string_to_array(list, ' ') turns them into text
  *   arrays ('' becomes the empty array).
  * - Each change is one statement: a data-modifying CTE whose RETURNING rows
- *   feed pg_notify('tokend_clients', client_id). The notification goes out
+ *   feed pg_notify(<notify_channel>, client_id). The notification goes out
  *   exactly when the change commits, and the row count doubles as the
  *   found/not-found answer.
  * - Entries handed out never contain the secret hash.
@@ -30,6 +30,11 @@
 #include "tokend/client_registry.h"
 #include "tokend/scope.h"
 #include "tokend/status.h"
+
+/* The channel of change notices: the session's tokend.notify_channel
+ * (client_registry_set_notify_channel), else tokend_clients. */
+#define NOTIFY_CHANNEL                                                                             \
+    "coalesce(nullif(current_setting('tokend.notify_channel', true), ''), 'tokend_clients')"
 
 #define AUDIENCE_MAX_LEN 512
 #define ECHO_MAX         64 /* bytes of an offending item shown in a message */
@@ -425,7 +430,7 @@ int client_registry_add(PGconn *conn, const struct client_registry_settings *set
                     " default_scopes, audiences, token_ttl_s) VALUES ($1, $2,"
                     " string_to_array($3, ' '), string_to_array($4, ' '),"
                     " string_to_array($5, ' '), $6::integer) RETURNING client_id)"
-                    " SELECT pg_notify('tokend_clients', client_id) FROM added",
+                    " SELECT pg_notify(" NOTIFY_CHANNEL ", client_id) FROM added",
                     6, params, settings->client_id, error, error_size);
     if (rc == TK_NOT_FOUND) { /* cannot happen: an INSERT returns its row */
         snprintf(error, error_size, "client '%s' was not added", settings->client_id);
@@ -543,7 +548,7 @@ int client_registry_update_secret(PGconn *conn, const char *client_id, const cha
     return run_change(conn,
                       "WITH changed AS (UPDATE clients SET secret_hash = $2, updated_at = now()"
                       " WHERE client_id = $1 RETURNING client_id)"
-                      " SELECT pg_notify('tokend_clients', client_id) FROM changed",
+                      " SELECT pg_notify(" NOTIFY_CHANNEL ", client_id) FROM changed",
                       2, params, client_id, error, error_size);
 }
 
@@ -572,7 +577,7 @@ int client_registry_set_scopes(PGconn *conn, const char *client_id, const char *
                     " default_scopes = CASE WHEN $3::text IS NULL THEN default_scopes"
                     " ELSE string_to_array($3, ' ') END, updated_at = now()"
                     " WHERE client_id = $1 RETURNING client_id)"
-                    " SELECT pg_notify('tokend_clients', client_id) FROM changed",
+                    " SELECT pg_notify(" NOTIFY_CHANNEL ", client_id) FROM changed",
                     3, params, client_id, error, error_size);
     if (rc == TK_INVALID && default_scopes == NULL) {
         snprintf(error, error_size,
@@ -596,7 +601,7 @@ int client_registry_set_enabled(PGconn *conn, const char *client_id, bool enable
     return run_change(conn,
                       "WITH changed AS (UPDATE clients SET enabled = $2::boolean,"
                       " updated_at = now() WHERE client_id = $1 RETURNING client_id)"
-                      " SELECT pg_notify('tokend_clients', client_id) FROM changed",
+                      " SELECT pg_notify(" NOTIFY_CHANNEL ", client_id) FROM changed",
                       2, params, client_id, error, error_size);
 }
 
@@ -609,7 +614,7 @@ int client_registry_delete(PGconn *conn, const char *client_id, char *error, siz
     return run_change(conn,
                       "WITH deleted AS (DELETE FROM clients WHERE client_id = $1"
                       " RETURNING client_id)"
-                      " SELECT pg_notify('tokend_clients', client_id) FROM deleted",
+                      " SELECT pg_notify(" NOTIFY_CHANNEL ", client_id) FROM deleted",
                       1, params, client_id, error, error_size);
 }
 
@@ -634,4 +639,20 @@ void client_registry_entries_free(struct client_registry_entry *entries, size_t 
         client_registry_entry_free(&entries[i]);
     }
     free(entries);
+}
+
+int client_registry_set_notify_channel(PGconn *conn, const char *channel, char *error,
+                                       size_t error_size)
+{
+    const char *params[1] = {channel};
+    PGresult *res = PQexecParams(conn, "SELECT set_config('tokend.notify_channel', $1, false)", 1,
+                                 NULL, params, NULL, NULL, 0);
+    int rc = PQresultStatus(res) == PGRES_TUPLES_OK ? TK_OK : TK_ERROR;
+    if (rc != TK_OK) {
+        char line[256];
+        pg_error_first_line(line, sizeof(line), PQerrorMessage(conn));
+        snprintf(error, error_size, "cannot set the notify channel: %s", line);
+    }
+    PQclear(res);
+    return rc;
 }

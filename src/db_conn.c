@@ -49,21 +49,6 @@ struct db_conn {
     char last_sqlstate[6];    /* of the last server error, "" after a success */
 };
 
-/* libpq's notices go to our log, one line each, instead of straight to
- * stderr: the server's WARNINGs as warnings, the rest (NOTICE, such as
- * "relation already exists, skipping") as debug lines. */
-static void log_notice(void *arg, const char *message)
-{
-    (void)arg;
-    char line[256];
-    pg_error_first_line(line, sizeof(line), message);
-    if (strncmp(line, "WARNING", 7) == 0) {
-        log_warn("database: %s", line);
-    } else {
-        log_debug("database: %s", line);
-    }
-}
-
 struct db_conn *db_conn_create(const char *conninfo, const char *password, int timeout_ms,
                                int retry_interval_ms)
 {
@@ -148,7 +133,7 @@ static int connect_with_deadline(struct db_conn *conn, int64_t deadline_ms)
             /* Non-blocking sends too: a full socket buffer waits in
              * poll(2) under the deadline instead of blocking. */
             conn->generation++;
-            PQsetNoticeProcessor(conn->pg, log_notice, NULL);
+            PQsetNoticeProcessor(conn->pg, pg_error_log_notice, NULL);
             return PQsetnonblocking(conn->pg, 1) == 0 ? TK_OK : TK_UNAVAILABLE;
         }
         if (state == PGRES_POLLING_FAILED) {

@@ -1,10 +1,12 @@
 /*
- * pg_error.c - one printable line out of a PostgreSQL message, and the
- * split between connection failures and SQL errors.
+ * pg_error.c - one printable line out of a PostgreSQL message, the split
+ * between connection failures and SQL errors, and server notices routed to
+ * our log.
  */
 #include <ctype.h>
 #include <string.h>
 
+#include "tokend/logging.h"
 #include "tokend/pg_error.h"
 
 void pg_error_first_line(char *out, size_t out_size, const char *text)
@@ -34,4 +36,16 @@ bool pg_error_is_connection_failure(PGconn *conn, const PGresult *res)
     return strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
            strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0 ||
            strcmp(state, "53300") == 0;
+}
+
+void pg_error_log_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char line[256];
+    pg_error_first_line(line, sizeof(line), message);
+    if (strncmp(line, "WARNING", 7) == 0) {
+        log_warn("database: %s", line);
+    } else {
+        log_debug("database: %s", line);
+    }
 }

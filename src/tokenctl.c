@@ -310,7 +310,9 @@ static int open_database(struct context *ctx)
         timeout_s = CONNECT_TIMEOUT_S;
     }
     if (client_registry_connect(url, ctx->config.database_password, timeout_s, &ctx->conn,
-                                ctx->error, sizeof(ctx->error)) != TK_OK) {
+                                ctx->error, sizeof(ctx->error)) != TK_OK ||
+        client_registry_set_notify_channel(ctx->conn, ctx->config.notify_channel, ctx->error,
+                                           sizeof(ctx->error)) != TK_OK) {
         return fail("%s", ctx->error);
     }
     return EXIT_SUCCESS;

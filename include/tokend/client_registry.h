@@ -1,7 +1,7 @@
 /*
  * client_registry.h - administering the clients table (tokenctl's side):
  * synchronous libpq, parameterised statements only, every change in one
- * statement that also sends NOTIFY tokend_clients, '<client_id>' so running
+ * statement that also sends NOTIFY <notify_channel>, '<client_id>' so running
  * servers drop their cached copy.
  *
  * Lists (scopes, audiences) cross this interface as space-separated strings
@@ -115,6 +115,11 @@ int client_registry_set_enabled(PGconn *conn, const char *client_id, bool enable
 
 /* Deletes the client. Codes as above. */
 int client_registry_delete(PGconn *conn, const char *client_id, char *error, size_t error_size);
+
+/* Makes this session's change notices go to `channel` (the config's
+ * notify_channel) instead of tokend_clients. TK_OK or TK_ERROR (error set). */
+int client_registry_set_notify_channel(PGconn *conn, const char *channel, char *error,
+                                       size_t error_size);
 
 /* Frees the entry's strings and zeroes it. NULL fields allowed. Cannot fail. */
 void client_registry_entry_free(struct client_registry_entry *entry);

@@ -22,4 +22,10 @@ void pg_error_first_line(char *out, size_t out_size, const char *text);
  * SQL itself. Cannot fail. */
 bool pg_error_is_connection_failure(PGconn *conn, const PGresult *res);
 
+/* A libpq notice processor (PQsetNoticeProcessor) that sends server
+ * notices to our log instead of libpq's default, a bare line on stderr:
+ * WARNINGs as warnings, the rest (NOTICE, "terminating connection due to
+ * administrator command", ...) as debug lines. */
+void pg_error_log_notice(void *arg, const char *message);
+
 #endif

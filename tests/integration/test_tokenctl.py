@@ -597,6 +597,36 @@ def test_changes_are_notified(pg, tokenctl, migrated_db):
         listener.close()
 
 
+def test_changes_go_to_the_configured_notify_channel(pg, tokenctl, migrated_db, tmp_path):
+    """notify_channel in the config: tokenctl's notices go there, and none
+    to the default channel."""
+    conf = tmp_path / "channel.conf"
+    conf.write_text("notify_channel = fleet_a\n")
+    listener = psycopg2.connect(pg.url)
+    listener.autocommit = True
+    try:
+        listener.cursor().execute("LISTEN fleet_a")
+        listener.cursor().execute("LISTEN tokend_clients")
+        result = tokenctl("client", "add", "svc-channel", "--scopes", "a", config=conf)
+        assert result.returncode == 0, result.stderr
+        result = tokenctl("client", "disable", "svc-channel", config=conf)
+        assert result.returncode == 0, result.stderr
+        payloads = []
+        deadline = time.monotonic() + 10
+        while len(payloads) < 2 and time.monotonic() < deadline:
+            select.select([listener], [], [], 0.5)
+            listener.poll()
+            while listener.notifies:
+                note = listener.notifies.pop(0)
+                payloads.append((note.channel, note.payload))
+        time.sleep(0.3)
+        listener.poll()
+        payloads += [(n.channel, n.payload) for n in listener.notifies]
+        assert payloads == [("fleet_a", "svc-channel")] * 2
+    finally:
+        listener.close()
+
+
 # ---------------------------------------------------------------------------
 # where the database comes from, and when it is not there
 # ---------------------------------------------------------------------------

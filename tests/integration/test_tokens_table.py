@@ -553,6 +553,7 @@ def partitions_lib(tmp_path_factory):
     run([cc, "-shared", "-fPIC", "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
          f"-I{REPO_ROOT / 'include'}", *pkg_config("--cflags"),
          REPO_ROOT / "src" / "token_partitions.c", REPO_ROOT / "src" / "pg_error.c",
+         REPO_ROOT / "src" / "logging.c",
          "-o", library, *pkg_config("--libs")])
     lib = ctypes.CDLL(str(library))
     error = (ctypes.c_char_p, ctypes.c_size_t)

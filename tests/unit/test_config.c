@@ -59,6 +59,12 @@ static const char *const known_keys[] = {
     "flush_batch",
     "flush_interval_ms",
     "token_retention_days",
+    "admin_token_file",
+    "admin_timeout_ms",
+    "admin_rate_limit",
+    "health_queue_high_water",
+    "health_db_interval_ms",
+    "notify_channel",
 };
 #define KNOWN_KEY_COUNT (sizeof(known_keys) / sizeof(known_keys[0]))
 
@@ -177,6 +183,12 @@ static void test_defaults(void)
     CHECK_INT(config.keepalive_timeout_ms, 60000);
     CHECK_INT(config.read_timeout_ms, 10000);
     CHECK_INT(config.max_params_bytes, 16384);
+    CHECK_STR(config.admin_token_file, "");
+    CHECK_INT(config.admin_timeout_ms, 2000);
+    CHECK_INT(config.admin_rate_limit, 20);
+    CHECK_INT(config.health_queue_high_water, 90);
+    CHECK_INT(config.health_db_interval_ms, 10000);
+    CHECK_STR(config.notify_channel, "tokend_clients");
     CHECK_INT(config.queue_capacity, 65536);
     CHECK_INT(config.queue_full_wait_ms, 50);
     CHECK_INT(config.flush_batch, 1000);
@@ -451,6 +463,14 @@ static void test_bad_values(void)
     expect_bad_value("queue_capacity", "8", "must be between 16 and 16777216");
     expect_bad_value("transport", "fcgi", "must be event or libfcgi");
     expect_bad_value("read_timeout_ms", "99", "must be between 100ms and 1h");
+    expect_bad_value("notify_channel", "Tokend",
+                     "must be 1 to 63 of [a-z0-9_], not starting with a digit");
+    expect_bad_value("notify_channel", "1x",
+                     "must be 1 to 63 of [a-z0-9_], not starting with a digit");
+    expect_bad_value("notify_channel", "a;drop",
+                     "must be 1 to 63 of [a-z0-9_], not starting with a digit");
+    expect_bad_value("health_queue_high_water", "101", "must be between 1 and 100");
+    expect_bad_value("admin_rate_limit", "0", "must be between 1 and 100000");
     expect_bad_value("max_params_bytes", "1023", "must be between 1024 and 1048576");
     expect_bad_value("max_connections", "0", "must be between 1 and 1000000");
     expect_bad_value("flush_batch", "0", "must be between 1 and 100000");
@@ -932,6 +952,12 @@ static void test_example_file(void)
     CHECK_INT(config.keepalive_timeout_ms, defaults.keepalive_timeout_ms);
     CHECK_INT(config.read_timeout_ms, defaults.read_timeout_ms);
     CHECK_INT(config.max_params_bytes, defaults.max_params_bytes);
+    CHECK_STR(config.admin_token_file, defaults.admin_token_file);
+    CHECK_INT(config.admin_timeout_ms, defaults.admin_timeout_ms);
+    CHECK_INT(config.admin_rate_limit, defaults.admin_rate_limit);
+    CHECK_INT(config.health_queue_high_water, defaults.health_queue_high_water);
+    CHECK_INT(config.health_db_interval_ms, defaults.health_db_interval_ms);
+    CHECK_STR(config.notify_channel, defaults.notify_channel);
     CHECK_INT(config.queue_capacity, defaults.queue_capacity);
     CHECK_INT(config.queue_full_wait_ms, defaults.queue_full_wait_ms);
     CHECK_INT(config.flush_batch, defaults.flush_batch);
