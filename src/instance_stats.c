@@ -159,6 +159,18 @@ size_t stats_retire_dead(struct stats_region *region)
     return retired;
 }
 
+size_t stats_retire_all(struct stats_region *region)
+{
+    size_t retired = 0;
+    for (size_t i = 0; i < INSTANCE_STATS_SLOTS; i++) {
+        int32_t pid = atomic_load_explicit(&region->slots[i].pid, memory_order_acquire);
+        if (pid > 0 && stats_retire_pid(region, pid)) {
+            retired++;
+        }
+    }
+    return retired;
+}
+
 void stats_totals(const struct stats_region *region, struct stats_totals *out)
 {
     memset(out, 0, sizeof(*out));

@@ -211,9 +211,10 @@ int master_run(const struct tokend_config *config, const struct key_set *keys,
                                   .segment = segment,
                                   .listen_fd = listen_fd};
     int workers = config_worker_count(config);
-    /* Slots left by processes of an instance that crashed: their counts
-     * stay in the totals. */
-    stats_retire_dead(segment->stats);
+    /* The master holds the segment alone (shm_segment.c): any slot still
+     * occupied belongs to an instance that crashed, whatever process has
+     * its pid now. Its counts stay in the totals. */
+    stats_retire_all(segment->stats);
     master.slot_count = workers + 1;
     master.slots = calloc((size_t)master.slot_count, sizeof(*master.slots));
     if (master.slots == NULL) {

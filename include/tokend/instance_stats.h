@@ -116,6 +116,11 @@ bool stats_retire_pid(struct stats_region *region, pid_t pid);
  * with ESRCH). Returns how many. */
 size_t stats_retire_dead(struct stats_region *region);
 
+/* Retires every occupied slot: for a master taking over a segment left by
+ * an instance that crashed (all its processes are gone, though their pids
+ * may have been reused since). Returns how many. */
+size_t stats_retire_all(struct stats_region *region);
+
 /* Sums the retired totals and every live slot into `out`. */
 void stats_totals(const struct stats_region *region, struct stats_totals *out);
 
