@@ -5,10 +5,13 @@
  * sharing the database).
  *
  * Access: admin_authorize() runs first for these and for /metrics. It
- * answers 403 when no admin_token_file is configured, 429 (with
- * Retry-After) beyond admin_rate_limit requests per second of this worker,
- * and 401 with a Bearer challenge unless the request carries the admin
- * token (compared as SHA-256 digests with CRYPTO_memcmp, admin_token.c).
+ * answers 403 when no admin_token_file is configured, 401 with a Bearer
+ * challenge unless the request carries the admin token (compared as
+ * SHA-256 digests with CRYPTO_memcmp, admin_token.c), and 429 (with
+ * Retry-After) beyond admin_rate_limit requests per second of this worker.
+ * Requests with the token and requests refused have a bucket each, so a
+ * flood of unauthenticated requests is limited without locking the
+ * operator out.
  *
  * Reading: counters come from the shared stats slots (instance_stats.h):
  * totals are the retired counts plus every live slot, and each live worker
@@ -68,15 +71,18 @@ bool admin_authorize(struct handler_context *ctx, const struct http_request *req
                    "set admin_token_file in tokend.conf to enable the admin endpoints");
         return false;
     }
+    enum admin_auth_result auth = admin_token_check(ctx->admin_token, req->authorization);
     int retry_after_s = 1;
-    if (!rate_limit_take(&ctx->admin_limit, monotonic_ms(), &retry_after_s)) {
+    struct rate_limit *bucket =
+        auth == ADMIN_AUTH_OK ? &ctx->admin_limit : &ctx->admin_refused_limit;
+    if (!rate_limit_take(bucket, monotonic_ms(), &retry_after_s)) {
         json_error(resp, 429, "rate_limited", "too many admin requests; try again later");
         char value[16];
         snprintf(value, sizeof(value), "%d", retry_after_s);
         http_response_add_header(resp, "Retry-After", value);
         return false;
     }
-    switch (admin_token_check(ctx->admin_token, req->authorization)) {
+    switch (auth) {
     case ADMIN_AUTH_OK:
         return true;
     case ADMIN_AUTH_MISSING:

@@ -32,15 +32,29 @@ static void apply_one(void *context, enum admin_event_type type, const char *cli
     stats_add(ctx->stats, STAT_ADMIN_EVENTS_APPLIED, 1);
 }
 
+void cache_admin_publish_stats(struct handler_context *ctx)
+{
+    struct stats_slot *slot = ctx->stats;
+    if (slot == NULL) {
+        return;
+    }
+    const struct client_cache_stats *cache = client_cache_get_stats(ctx->cache);
+    stats_set(slot, STAT_CACHE_HITS, cache->hits);
+    stats_set(slot, STAT_CACHE_MISSES, cache->misses);
+    stats_set(slot, STAT_CACHE_NEGATIVE_HITS, cache->negative_hits);
+    stats_set(slot, STAT_CACHE_EVICTIONS, cache->evictions);
+    stats_set(slot, STAT_CACHE_EXPIRATIONS, cache->expirations);
+    stats_gauge_set(slot, GAUGE_CACHE_SIZE, (int64_t)cache->size);
+}
+
 void cache_admin_apply(struct handler_context *ctx)
 {
     if (ctx->segment == NULL) {
         return;
     }
     admin_events_apply(ctx->segment->events, &ctx->events_applied, apply_one, ctx);
+    cache_admin_publish_stats(ctx);
     if (ctx->stats != NULL) {
-        stats_gauge_set(ctx->stats, GAUGE_CACHE_SIZE,
-                        (int64_t)client_cache_get_stats(ctx->cache)->size);
         atomic_store_explicit(&ctx->stats->events_applied, ctx->events_applied,
                               memory_order_release);
     }

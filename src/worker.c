@@ -57,13 +57,7 @@ static void publish_stats(struct handler_context *h)
     if (slot == NULL) {
         return;
     }
-    const struct client_cache_stats *cache = client_cache_get_stats(h->cache);
-    stats_set(slot, STAT_CACHE_HITS, cache->hits);
-    stats_set(slot, STAT_CACHE_MISSES, cache->misses);
-    stats_set(slot, STAT_CACHE_NEGATIVE_HITS, cache->negative_hits);
-    stats_set(slot, STAT_CACHE_EVICTIONS, cache->evictions);
-    stats_set(slot, STAT_CACHE_EXPIRATIONS, cache->expirations);
-    stats_gauge_set(slot, GAUGE_CACHE_SIZE, (int64_t)cache->size);
+    cache_admin_publish_stats(h);
     stats_set(slot, STAT_TOKENS_ISSUED, h->token_stats.issued);
     stats_set(slot, STAT_QUEUE_ENQUEUED, h->token_stats.issued);
     stats_set(slot, STAT_QUEUE_FULL, h->token_stats.queue_full);
@@ -96,6 +90,7 @@ static void between_requests(void *context)
     int64_t now = monotonic_ms();
     if (now >= state->next_sweep_ms) {
         client_cache_sweep(state->handlers.cache);
+        cache_admin_publish_stats(&state->handlers);
         state->next_sweep_ms = now + state->sweep_interval_ms;
     }
 }
@@ -145,6 +140,8 @@ int worker_main(const struct tokend_config *config, const struct key_set *keys,
                  segment->name);
     }
     rate_limit_init(&state->handlers.admin_limit, config->admin_rate_limit,
+                    2 * config->admin_rate_limit, monotonic_ms());
+    rate_limit_init(&state->handlers.admin_refused_limit, config->admin_rate_limit,
                     2 * config->admin_rate_limit, monotonic_ms());
     state->sweep_interval_ms = config->cache_sweep_interval_s * 1000;
     state->next_sweep_ms = monotonic_ms() + state->sweep_interval_ms;

@@ -18,8 +18,14 @@ static inline bool cache_admin_pending(const struct handler_context *ctx)
            admin_event_published(ctx->segment->events) != ctx->events_applied;
 }
 
-/* Applies every pending event to ctx->cache and records the sequence in
- * the worker's stats slot (where admin actions wait for it). */
+/* Applies every pending event to ctx->cache, copies the cache's counters
+ * and size into the worker's stats slot and then records the sequence
+ * there (where admin actions wait for it), so that an action reported
+ * complete is also visible in the stats. */
 void cache_admin_apply(struct handler_context *ctx);
+
+/* Copies the cache's counters and size into the worker's stats slot
+ * (no-op without one). */
+void cache_admin_publish_stats(struct handler_context *ctx);
 
 #endif

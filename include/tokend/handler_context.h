@@ -50,7 +50,8 @@ struct handler_context {
     struct stats_slot *stats;              /* this worker's slot, or NULL (all taken) */
     uint64_t events_applied;               /* admin events applied to this worker's cache */
     const struct admin_token *admin_token; /* NULL or unset: admin endpoints disabled */
-    struct rate_limit admin_limit;         /* admin requests of this worker */
+    struct rate_limit admin_limit;         /* admin requests of this worker with the token */
+    struct rate_limit admin_refused_limit; /* ... and those refused (no or wrong token) */
     int worker_count;                      /* workers the instance should have */
 };
 
