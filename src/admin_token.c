@@ -46,18 +46,18 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
+#include "tokend/ascii.h"
 #include "tokend/admin_token.h"
-#include "tokend/base64.h"
+#include "tokend/secret_file.h"
+#include "tokend/secret_hash.h"
 #include "tokend/file_read.h"
 #include "tokend/status.h"
 
-#define ADMIN_TOKEN_FILE_MAX   4096 /* far above ADMIN_TOKEN_MAX_LEN plus a line ending */
-#define ADMIN_TOKEN_RANDOM_LEN 32
+#define ADMIN_TOKEN_FILE_MAX 4096 /* far above ADMIN_TOKEN_MAX_LEN plus a line ending */
 
-_Static_assert(BASE64URL_ENCODED_SIZE(ADMIN_TOKEN_RANDOM_LEN) == ADMIN_TOKEN_GENERATED_SIZE,
-               "a generated token is 32 random bytes in unpadded base64url");
+_Static_assert(SECRET_GENERATED_SIZE == ADMIN_TOKEN_GENERATED_SIZE,
+               "a generated token is made like a client secret");
 _Static_assert(ADMIN_TOKEN_GENERATED_LEN >= ADMIN_TOKEN_MIN_LEN, "a generated token must load");
 
 static const char bearer_scheme[] = "bearer";
@@ -87,23 +87,6 @@ static size_t b64token_span(const char *text, size_t len)
         i++;
     }
     return i;
-}
-
-/* True when the first `len` bytes of `text` equal the lowercase `lower`,
- * ignoring ASCII case (locale-independent, unlike strncasecmp). Stops at
- * the first difference, so a shorter `text` (its NUL) is simply unequal. */
-static bool ascii_equal_ignore_case(const char *text, const char *lower, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c >= 'A' && c <= 'Z') {
-            c = (unsigned char)(c - 'A' + 'a');
-        }
-        if (c != (unsigned char)lower[i]) {
-            return false;
-        }
-    }
-    return true;
 }
 
 /* SHA-256 of text[0..len). Returns TK_OK or TK_ERROR (OpenSSL failure,
@@ -217,71 +200,14 @@ enum admin_auth_result admin_token_check(const struct admin_token *token, const 
 
 int admin_token_generate(char *out, size_t out_size)
 {
-    unsigned char random_bytes[ADMIN_TOKEN_RANDOM_LEN];
-    int rc = TK_ERROR;
-
-    if (out_size > 0) {
-        out[0] = '\0';
-    }
+    /* The same as a client secret: 32 random bytes, base64url. */
     if (out_size < ADMIN_TOKEN_GENERATED_SIZE) {
+        if (out_size > 0) {
+            out[0] = '\0';
+        }
         return TK_ERROR;
     }
-    if (RAND_bytes(random_bytes, sizeof(random_bytes)) != 1) {
-        ERR_clear_error();
-        goto done;
-    }
-    if (base64url_encode(random_bytes, sizeof(random_bytes), out, out_size) !=
-        ADMIN_TOKEN_GENERATED_LEN) {
-        out[0] = '\0';
-        goto done;
-    }
-    rc = TK_OK;
-done:
-    OPENSSL_cleanse(random_bytes, sizeof(random_bytes));
-    return rc;
-}
-
-/* Writes `len` bytes to a new file at `path` with mode 0600. O_EXCL: never
- * replaces anything, a symlink included; the mode is set at creation, so
- * the file is never more open than 0600 (umask can only narrow it). Removes
- * the file if writing fails half way. */
-static int write_new_secret_file(const char *path, const char *data, size_t len, char *error,
-                                 size_t error_size)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
-    if (fd < 0) {
-        snprintf(error, error_size, "%s: cannot create: %s", path, strerror(errno));
-        return TK_ERROR;
-    }
-    while (len > 0) {
-        ssize_t written = write(fd, data, len);
-        if (written < 0 && errno == EINTR) {
-            continue;
-        }
-        if (written <= 0) {
-            snprintf(error, error_size, "%s: cannot write: %s", path,
-                     written < 0 ? strerror(errno) : "short write");
-            goto fail;
-        }
-        data += written;
-        len -= (size_t)written;
-    }
-    if (fsync(fd) != 0) {
-        snprintf(error, error_size, "%s: cannot sync: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        snprintf(error, error_size, "%s: cannot close: %s", path, strerror(errno));
-        goto fail;
-    }
-    return TK_OK;
-fail:
-    if (fd >= 0) {
-        close(fd);
-    }
-    unlink(path);
-    return TK_ERROR;
+    return secret_generate(out);
 }
 
 int admin_token_generate_file(const char *path, char *error, size_t error_size)
@@ -294,7 +220,7 @@ int admin_token_generate_file(const char *path, char *error, size_t error_size)
         goto done;
     }
     line[ADMIN_TOKEN_GENERATED_LEN] = '\n';
-    rc = write_new_secret_file(path, line, sizeof(line), error, error_size);
+    rc = secret_file_create(path, line, sizeof(line), error, error_size);
 done:
     OPENSSL_cleanse(line, sizeof(line));
     return rc;

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "tokend/base64.h"
+#include "tokend/ascii.h"
 #include "tokend/basic_auth.h"
 #include "tokend/http_form.h"
 #include "tokend/status.h"
@@ -79,22 +80,6 @@ static bool is_token_char(unsigned char c)
         return true;
     }
     return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
-}
-
-/* True when the first `len` bytes of `text` equal the lowercase `lower`,
- * ignoring ASCII case (locale-independent, unlike strncasecmp). */
-static bool ascii_equal_ignore_case(const char *text, const char *lower, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c >= 'A' && c <= 'Z') {
-            c = (unsigned char)(c - 'A' + 'a');
-        }
-        if (c != (unsigned char)lower[i]) {
-            return false;
-        }
-    }
-    return true;
 }
 
 static bool has_control(const char *text, size_t len)

@@ -54,6 +54,7 @@
 #include "tokend/base64.h"
 #include "tokend/buffer.h"
 #include "tokend/file_read.h"
+#include "tokend/secret_file.h"
 #include "tokend/signing_key.h"
 #include "tokend/status.h"
 
@@ -521,51 +522,6 @@ done:
     return rc;
 }
 
-/* Writes `data` to a new file at `path` with mode 0600. O_EXCL: never
- * replaces anything; the mode is set at creation, so the file is never
- * more open than 0600 (umask can only narrow it). Removes the file if the
- * write fails half way. */
-static int write_new_secret_file(const char *path, const void *data, size_t len, char *error,
-                                 size_t error_size)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
-    if (fd < 0) {
-        snprintf(error, error_size, "%s: cannot create: %s", path, strerror(errno));
-        return TK_ERROR;
-    }
-    const uint8_t *cursor = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t written = write(fd, cursor, left);
-        if (written < 0 && errno == EINTR) {
-            continue;
-        }
-        if (written <= 0) {
-            snprintf(error, error_size, "%s: cannot write: %s", path,
-                     written < 0 ? strerror(errno) : "short write");
-            goto fail;
-        }
-        cursor += written;
-        left -= (size_t)written;
-    }
-    if (fsync(fd) != 0) {
-        snprintf(error, error_size, "%s: cannot sync: %s", path, strerror(errno));
-        goto fail;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        snprintf(error, error_size, "%s: cannot close: %s", path, strerror(errno));
-        goto fail;
-    }
-    return TK_OK;
-fail:
-    if (fd >= 0) {
-        close(fd);
-    }
-    unlink(path);
-    return TK_ERROR;
-}
-
 static int generate_hmac_file(const char *path, char *error, size_t error_size)
 {
     int rc = TK_ERROR;
@@ -580,7 +536,7 @@ static int generate_hmac_file(const char *path, char *error, size_t error_size)
         goto done;
     }
     text[text_len] = '\n';
-    rc = write_new_secret_file(path, text, (size_t)text_len + 1, error, error_size);
+    rc = secret_file_create(path, text, (size_t)text_len + 1, error, error_size);
 done:
     OPENSSL_cleanse(raw, sizeof(raw));
     OPENSSL_cleanse(text, sizeof(text));
@@ -624,7 +580,7 @@ int signing_key_generate(enum jws_alg alg, const char *path, char *error, size_t
         snprintf(error, error_size, "%s: cannot encode the key as PKCS#8 PEM", path);
         goto done;
     }
-    rc = write_new_secret_file(path, pem, (size_t)pem_len, error, error_size);
+    rc = secret_file_create(path, pem, (size_t)pem_len, error, error_size);
 done:
     BIO_free(bio);
     EVP_PKEY_free(pkey);

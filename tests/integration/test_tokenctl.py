@@ -568,6 +568,22 @@ def test_unknown_client(pg, tokenctl, migrated_db, args):
     assert client_row(pg, "ghost") is None
 
 
+def notifications(listener, expected):
+    """(channel, payload) of what `listener` receives: until `expected`
+    have come (10 s at most), then whatever else comes within 0.3 s."""
+    payloads = []
+    deadline = time.monotonic() + 10
+    while len(payloads) < expected and time.monotonic() < deadline:
+        select.select([listener], [], [], 0.5)
+        listener.poll()
+        while listener.notifies:
+            note = listener.notifies.pop(0)
+            payloads.append((note.channel, note.payload))
+    time.sleep(0.3)
+    listener.poll()
+    return payloads + [(n.channel, n.payload) for n in listener.notifies]
+
+
 def test_changes_are_notified(pg, tokenctl, migrated_db):
     listener = psycopg2.connect(pg.url)
     listener.autocommit = True
@@ -581,18 +597,7 @@ def test_changes_are_notified(pg, tokenctl, migrated_db):
         tokenctl("client", "delete", "svc-notify")
         tokenctl("client", "delete", "svc-notify")      # fails: no notification
         tokenctl("client", "add", "bad id", "--scopes", "a")  # refused: none either
-        payloads = []
-        deadline = time.monotonic() + 10
-        while len(payloads) < 6 and time.monotonic() < deadline:
-            select.select([listener], [], [], 0.5)
-            listener.poll()
-            while listener.notifies:
-                note = listener.notifies.pop(0)
-                payloads.append((note.channel, note.payload))
-        time.sleep(0.3)
-        listener.poll()
-        payloads += [(n.channel, n.payload) for n in listener.notifies]
-        assert payloads == [("tokend_clients", "svc-notify")] * 6
+        assert notifications(listener, 6) == [("tokend_clients", "svc-notify")] * 6
     finally:
         listener.close()
 
@@ -611,18 +616,7 @@ def test_changes_go_to_the_configured_notify_channel(pg, tokenctl, migrated_db, 
         assert result.returncode == 0, result.stderr
         result = tokenctl("client", "disable", "svc-channel", config=conf)
         assert result.returncode == 0, result.stderr
-        payloads = []
-        deadline = time.monotonic() + 10
-        while len(payloads) < 2 and time.monotonic() < deadline:
-            select.select([listener], [], [], 0.5)
-            listener.poll()
-            while listener.notifies:
-                note = listener.notifies.pop(0)
-                payloads.append((note.channel, note.payload))
-        time.sleep(0.3)
-        listener.poll()
-        payloads += [(n.channel, n.payload) for n in listener.notifies]
-        assert payloads == [("fleet_a", "svc-channel")] * 2
+        assert notifications(listener, 2) == [("fleet_a", "svc-channel")] * 2
     finally:
         listener.close()
 
