@@ -940,6 +940,7 @@ def test_health_flips_to_503_while_postgresql_is_stopped(build_dir, pg, keys, ad
             assert resp.headers.get("Retry-After") == "1", resp
             body = resp.json()
             assert body["fleet_notified"] is False and body["complete"] is True, body
+            events_while_down = admin.metric("tokend_admin_events_total")
         finally:
             pg.start()
 
@@ -947,6 +948,11 @@ def test_health_flips_to_503_while_postgresql_is_stopped(build_dir, pg, keys, ad
                           interval_s=0.2, message="/health 200 after PostgreSQL is back")
         assert resp.json()["status"] == "ok"
         live()
+        # The flusher's LISTEN connection was lost with the server: once it
+        # listens again it clears the caches once (notices sent meanwhile
+        # are lost), which shows as one more admin event.
+        wait_until(lambda: admin.metric("tokend_admin_events_total") == events_while_down + 1,
+                   SOON_S, message="the clear after the LISTEN connection came back")
 
 
 def test_health_takes_no_other_query(build_dir, pg, keys, migrated_db):
