@@ -3,8 +3,9 @@
  *
  * What it is for: turning a key file into a ready EVP_PKEY (ES256, RS256)
  * or raw HMAC bytes (HS256), naming it with a kid, signing JWS input with
- * it, and rendering its public JWK for the JWKS document. Nothing here runs
- * a PEM parser or a key fetch per token: signing_key_sign() only runs the
+ * it, checking a signature with it (signing_key_verify, for introspection),
+ * and rendering its public JWK for the JWKS document. Nothing here runs a
+ * PEM parser or a key fetch per token: signing_key_sign() only runs the
  * signature over the preloaded key.
  *
  * Invariants of a loaded `struct signing_key`:
@@ -488,6 +489,86 @@ done:
     if (rc < 0) {
         ERR_clear_error();
     }
+    return rc;
+}
+
+/* Raw R||S (RFC 7518 3.4) -> DER ECDSA-Sig-Value, as EVP_DigestVerify
+ * wants. Returns the DER length or TK_ERROR. */
+static int ecdsa_raw_to_der(const uint8_t raw[ES256_SIG_SIZE], uint8_t der[ES256_DER_MAX])
+{
+    int rc = TK_ERROR;
+    ECDSA_SIG *sig = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(raw, EC_COORD_SIZE, NULL);
+    BIGNUM *s = BN_bin2bn(raw + EC_COORD_SIZE, EC_COORD_SIZE, NULL);
+    if (sig == NULL || r == NULL || s == NULL || ECDSA_SIG_set0(sig, r, s) != 1) {
+        BN_free(r);
+        BN_free(s);
+        goto done;
+    }
+    /* sig owns r and s now. */
+    int der_len = i2d_ECDSA_SIG(sig, NULL);
+    if (der_len <= 0 || der_len > ES256_DER_MAX) {
+        goto done;
+    }
+    unsigned char *cursor = der;
+    rc = i2d_ECDSA_SIG(sig, &cursor) == der_len ? der_len : TK_ERROR;
+done:
+    ECDSA_SIG_free(sig);
+    return rc;
+}
+
+/* A verification context is made per call rather than prepared at load like
+ * the signing one: verification serves introspection, which a cache in
+ * front absorbs, and a public key is then free of per-call state. */
+int signing_key_verify(const struct signing_key *key, const uint8_t *data, size_t len,
+                       const uint8_t *sig, size_t sig_len)
+{
+    if (key->alg == JWS_ALG_HS256) {
+        if (sig_len != HMAC_SHA256_SIZE) {
+            return TK_DECLINED;
+        }
+        uint8_t mac[HMAC_SHA256_SIZE];
+        if (key->hmac_ctx == NULL || hmac_sha256_compute(key->hmac_ctx, data, len, mac) != TK_OK) {
+            return TK_ERROR;
+        }
+        int rc = CRYPTO_memcmp(mac, sig, HMAC_SHA256_SIZE) == 0 ? TK_OK : TK_DECLINED;
+        OPENSSL_cleanse(mac, sizeof(mac));
+        return rc;
+    }
+    if (key->pkey == NULL) {
+        return TK_ERROR;
+    }
+    uint8_t der[ES256_DER_MAX];
+    const uint8_t *expected = sig;
+    size_t expected_len = sig_len;
+    if (key->alg == JWS_ALG_ES256) {
+        if (sig_len != ES256_SIG_SIZE) {
+            return TK_DECLINED;
+        }
+        int der_len = ecdsa_raw_to_der(sig, der);
+        if (der_len < 0) {
+            ERR_clear_error();
+            return TK_ERROR;
+        }
+        expected = der;
+        expected_len = (size_t)der_len;
+    } else if (key->alg != JWS_ALG_RS256 || EVP_PKEY_get_size(key->pkey) <= 0 ||
+               sig_len != (size_t)EVP_PKEY_get_size(key->pkey)) {
+        return TK_DECLINED;
+    }
+    int rc = TK_ERROR;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    /* RSA defaults to PKCS#1 v1.5 padding, which is what RS256 means. */
+    if (ctx == NULL ||
+        EVP_DigestVerifyInit_ex(ctx, NULL, "SHA256", NULL, NULL, key->pkey, NULL) != 1) {
+        goto done;
+    }
+    /* 1 verifies; 0 or a negative value (a signature OpenSSL cannot even
+     * parse) does not. */
+    rc = EVP_DigestVerify(ctx, expected, expected_len, data, len) == 1 ? TK_OK : TK_DECLINED;
+done:
+    EVP_MD_CTX_free(ctx);
+    ERR_clear_error();
     return rc;
 }
 

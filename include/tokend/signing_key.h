@@ -65,6 +65,15 @@ int signing_key_load_hmac(struct signing_key *key, const char *path, const char 
 int signing_key_sign(const struct signing_key *key, const uint8_t *data, size_t len,
                      uint8_t sig[SIGNING_MAX_SIG]);
 
+/* Checks `sig` over `data` with the key's public half (ES256: raw R||S of
+ * exactly 64 bytes; RS256: PKCS#1 v1.5 of exactly the modulus size) or its
+ * HMAC key (HS256: 32 bytes, compared in constant time). Works for public
+ * keys too. Returns TK_OK when the signature verifies, TK_DECLINED when it
+ * does not (a wrong length included), TK_ERROR on an OpenSSL or memory
+ * failure. */
+int signing_key_verify(const struct signing_key *key, const uint8_t *data, size_t len,
+                       const uint8_t *sig, size_t sig_len);
+
 /* Appends the public JWK as a JSON object with kty, crv/x/y or n/e, kid,
  * alg, use=sig. Returns TK_OK, or TK_DECLINED for HS256 keys (never
  * published). */
