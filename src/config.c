@@ -795,6 +795,10 @@ int config_check_server(const struct tokend_config *config, char error[CONFIG_ER
     if (issuer[strlen(issuer) - 1] == '/') {
         return server_error(config, error, "issuer", "must not end with '/'");
     }
+    if (strlen(issuer) > CONFIG_ISSUER_MAX_LEN) {
+        /* Every token carries it; introspection holds it in a fixed field. */
+        return server_error(config, error, "issuer", "must be at most 511 bytes");
+    }
     if (is_empty(config->database_url)) {
         return server_error(config, error, "database_url", "required");
     }

@@ -83,10 +83,14 @@
 #include <cjson/cJSON.h>
 
 #include "tokend/base64.h"
+#include "tokend/config.h"
 #include "tokend/jwt_verifier.h"
 #include "tokend/key_set.h"
 #include "tokend/signing_key.h"
 #include "tokend/status.h"
+
+_Static_assert(JWT_VERIFY_ISS_SIZE > CONFIG_ISSUER_MAX_LEN,
+               "every issuer config_check_server accepts fits the claims struct");
 
 #define JSON_INT_MAX ((int64_t)1 << 53) /* largest integer a double holds exactly */
 /* Decoded sizes: base64url carries 3 bytes in 4 characters. */

@@ -23,7 +23,8 @@
 
 #include "tokend/logging.h"
 
-#define CONFIG_ERROR_SIZE 512
+#define CONFIG_ERROR_SIZE     512
+#define CONFIG_ISSUER_MAX_LEN 511 /* bytes; the iss claim of every token */
 
 struct tokend_config {
     char *path; /* file the config came from, or "" */

@@ -833,6 +833,13 @@ static void test_check_server(void)
     expect_check("issuer", "https://a.example.com?x=1",
                  "key 'issuer': must not contain '?' or '#'");
     expect_check("issuer", "https://a.example.com#f", "key 'issuer': must not contain '?' or '#'");
+    char issuer[CONFIG_ISSUER_MAX_LEN + 2];
+    memset(issuer, 'a', sizeof(issuer) - 1);
+    issuer[sizeof(issuer) - 1] = '\0';
+    memcpy(issuer, "https://", 8);
+    expect_check("issuer", issuer, "key 'issuer': must be at most 511 bytes");
+    issuer[CONFIG_ISSUER_MAX_LEN] = '\0'; /* 511 bytes: fine */
+    expect_check("issuer", issuer, NULL);
     expect_check("issuer", "https://a.example.com/a b",
                  "key 'issuer': must not contain spaces or control characters");
     expect_check("database_url", "", "key 'database_url': required");
