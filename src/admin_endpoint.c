@@ -46,11 +46,10 @@
 #include "tokend/monotonic_clock.h"
 #include "tokend/status.h"
 
-#define CACHE_NAME           "clients"
 #define RESIGNAL_INTERVAL_MS 100
 /* Payloads of fleet-wide actions on notify_channel; a bare payload is a
  * client id (what tokenctl sends). Client ids never start with '*'. */
-#define FLEET_CLEAR   "*clear"
+#define FLEET_CLEAR   "*clear" /* then " <cache>" when one cache is named */
 #define FLEET_CLEANUP "*cleanup"
 
 static void json_error(struct http_response *resp, int status, const char *error,
@@ -107,7 +106,7 @@ bool admin_authorize(struct handler_context *ctx, const struct http_request *req
 /* ---- query parameters ---- */
 
 struct admin_query {
-    const char *cache;     /* NULL or "clients" */
+    const char *cache;     /* NULL (every cache), "clients" or "introspection" */
     const char *scope;     /* "instance" (default) or "fleet" */
     const char *client_id; /* NULL unless given */
 };
@@ -149,8 +148,10 @@ static bool parse_query(const struct http_request *req, const char *allowed,
             *fields[i] = value;
         }
     }
-    if (query->cache != NULL && strcmp(query->cache, CACHE_NAME) != 0) {
-        json_error(resp, 400, "invalid_request", "unknown cache; the caches are: clients");
+    if (query->cache != NULL && strcmp(query->cache, CACHE_NAME_CLIENTS) != 0 &&
+        strcmp(query->cache, CACHE_NAME_INTROSPECTION) != 0) {
+        json_error(resp, 400, "invalid_request",
+                   "unknown cache; the caches are: clients, introspection");
         return false;
     }
     if (strcmp(query->scope, "instance") != 0 && strcmp(query->scope, "fleet") != 0) {
@@ -168,19 +169,37 @@ static bool slot_live(const struct stats_slot *slot, enum stat_role role)
            atomic_load_explicit(&slot->role, memory_order_relaxed) == (int32_t)role;
 }
 
-static void append_cache_object(struct buffer *out, const uint64_t *counters, int64_t size)
+static void append_cache_object(struct buffer *out, const struct stat_cache_layout *cache,
+                                const uint64_t *counters, int64_t size)
 {
-    uint64_t hits = counters[STAT_CACHE_HITS];
-    uint64_t negative = counters[STAT_CACHE_NEGATIVE_HITS];
-    uint64_t misses = counters[STAT_CACHE_MISSES];
+    uint64_t hits = counters[cache->hits];
+    uint64_t negative = counters[cache->negative_hits];
+    uint64_t misses = counters[cache->misses];
     uint64_t lookups = hits + negative + misses;
     buffer_printf(out,
-                  "{\"hits\":%llu,\"misses\":%llu,\"negative_hits\":%llu,\"evictions\":%llu,"
-                  "\"expirations\":%llu,\"size\":%lld,\"hit_rate\":%.4f}",
-                  (unsigned long long)hits, (unsigned long long)misses,
-                  (unsigned long long)negative, (unsigned long long)counters[STAT_CACHE_EVICTIONS],
-                  (unsigned long long)counters[STAT_CACHE_EXPIRATIONS], (long long)size,
+                  "\"%s\":{\"hits\":%llu,\"misses\":%llu,\"negative_hits\":%llu,"
+                  "\"evictions\":%llu,\"expirations\":%llu,\"size\":%lld,\"hit_rate\":%.4f}",
+                  cache->name, (unsigned long long)hits, (unsigned long long)misses,
+                  (unsigned long long)negative, (unsigned long long)counters[cache->evictions],
+                  (unsigned long long)counters[cache->expirations], (long long)size,
                   lookups > 0 ? (double)(hits + negative) / (double)lookups : 0.0);
+}
+
+/* The "caches" object's members: every cache, or the one `only` names. */
+static void append_caches(struct buffer *out, const char *only, const uint64_t *counters,
+                          const int64_t *sizes)
+{
+    bool first = true;
+    for (size_t i = 0; i < STAT_CACHE_COUNT; i++) {
+        if (only != NULL && strcmp(only, stat_caches[i].name) != 0) {
+            continue;
+        }
+        if (!first) {
+            buffer_append_str(out, ",");
+        }
+        first = false;
+        append_cache_object(out, &stat_caches[i], counters, sizes[i]);
+    }
 }
 
 static void load_counters(const struct stats_slot *slot, uint64_t *out)
@@ -203,7 +222,7 @@ void admin_handle_cache_stats(struct handler_context *ctx, const struct http_req
     int64_t now_ms = stats_wall_ms();
     struct buffer workers;
     buffer_init(&workers);
-    int64_t total_size = 0;
+    int64_t total_sizes[STAT_CACHE_COUNT] = {0};
     size_t live = 0;
     for (size_t i = 0; i < INSTANCE_STATS_SLOTS; i++) {
         const struct stats_slot *slot = &region->slots[i];
@@ -212,24 +231,28 @@ void admin_handle_cache_stats(struct handler_context *ctx, const struct http_req
         }
         uint64_t counters[STAT_COUNTER_COUNT];
         load_counters(slot, counters);
-        int64_t size = stats_gauge_get(slot, GAUGE_CACHE_SIZE);
+        int64_t sizes[STAT_CACHE_COUNT];
+        for (size_t c = 0; c < STAT_CACHE_COUNT; c++) {
+            sizes[c] = stats_gauge_get(slot, stat_caches[c].size);
+            total_sizes[c] += sizes[c];
+        }
         int64_t started = atomic_load_explicit(&slot->started_at_ms, memory_order_relaxed);
-        total_size += size;
         buffer_printf(
             &workers,
             "%s{\"pid\":%d,\"uptime_s\":%.3f,\"requests\":%llu,\"events_applied\":%llu,"
-            "\"caches\":{\"" CACHE_NAME "\":",
+            "\"revoked_jtis\":%lld,\"caches\":{",
             live++ > 0 ? "," : "", (int)atomic_load_explicit(&slot->pid, memory_order_relaxed),
             (double)(now_ms - started) / 1000.0, (unsigned long long)counters[STAT_REQUESTS],
-            (unsigned long long)atomic_load_explicit(&slot->events_applied, memory_order_relaxed));
-        append_cache_object(&workers, counters, size);
+            (unsigned long long)atomic_load_explicit(&slot->events_applied, memory_order_relaxed),
+            (long long)stats_gauge_get(slot, GAUGE_REVOKED_JTIS));
+        append_caches(&workers, query.cache, counters, sizes);
         buffer_append_str(&workers, "}}");
     }
     struct buffer *out = &resp->body;
     resp->status = 200;
     buffer_reset(out);
-    buffer_append_str(out, "{\"caches\":{\"" CACHE_NAME "\":");
-    append_cache_object(out, totals.counters, total_size);
+    buffer_append_str(out, "{\"caches\":{");
+    append_caches(out, query.cache, totals.counters, total_sizes);
     buffer_printf(out, "},\"workers\":[");
     buffer_append(out, workers.data, workers.len);
     buffer_printf(out, "],\"live_workers\":%zu,\"retired_processes\":%llu}", live,
@@ -363,8 +386,13 @@ void admin_handle_cache_action(struct handler_context *ctx, const struct http_re
                    "client_id is required: the id of the client to forget (at most 127 bytes)");
         return;
     }
+    /* CLEAR names its cache in the event ("" = every cache); CLEANUP
+     * sweeps every cache whatever is named (it only drops what expired). */
+    const char *subject = type == ADMIN_EVENT_INVALIDATE                     ? query.client_id
+                          : type == ADMIN_EVENT_CLEAR && query.cache != NULL ? query.cache
+                                                                             : NULL;
     uint64_t seq = 0;
-    if (admin_event_publish(ctx->segment->events, type, query.client_id, &seq) != TK_OK) {
+    if (admin_event_publish(ctx->segment->events, type, subject, &seq) != TK_OK) {
         json_error(resp, 500, "server_error", "could not publish the admin event");
         return;
     }
@@ -373,9 +401,13 @@ void admin_handle_cache_action(struct handler_context *ctx, const struct http_re
     bool fleet = strcmp(query.scope, "fleet") == 0;
     bool fleet_notified = false;
     if (fleet) {
+        char clear_one[64];
+        snprintf(clear_one, sizeof(clear_one), FLEET_CLEAR " %s",
+                 query.cache != NULL ? query.cache : "");
         const char *payload = type == ADMIN_EVENT_INVALIDATE ? query.client_id
-                              : type == ADMIN_EVENT_CLEAR    ? FLEET_CLEAR
-                                                             : FLEET_CLEANUP;
+                              : type == ADMIN_EVENT_CLEAR
+                                  ? (query.cache != NULL ? clear_one : FLEET_CLEAR)
+                                  : FLEET_CLEANUP;
         fleet_notified = notify_fleet(ctx, payload) == TK_OK;
     }
 
@@ -409,7 +441,10 @@ void admin_handle_cache_action(struct handler_context *ctx, const struct http_re
     };
     struct buffer *out = &resp->body;
     buffer_reset(out);
-    buffer_printf(out, "{\"action\":\"%s\",\"cache\":\"" CACHE_NAME "\",", action_names[type]);
+    buffer_printf(out, "{\"action\":\"%s\",\"cache\":\"%s\",", action_names[type],
+                  type == ADMIN_EVENT_INVALIDATE                     ? CACHE_NAME_CLIENTS
+                  : type == ADMIN_EVENT_CLEAR && query.cache != NULL ? query.cache
+                                                                     : "all");
     if (type == ADMIN_EVENT_INVALIDATE) {
         buffer_append_str(out, "\"client_id\":");
         buffer_append_json_string(out, query.client_id);

@@ -46,14 +46,9 @@ static int ring_lock(struct admin_event_ring *ring)
     return rc == 0 ? TK_OK : TK_ERROR;
 }
 
-int admin_event_publish(struct admin_event_ring *ring, enum admin_event_type type,
-                        const char *client_id, uint64_t *seq)
+static int publish(struct admin_event_ring *ring, enum admin_event_type type, const char *subject,
+                   size_t subject_len, int64_t expires_at_s, uint64_t *seq)
 {
-    size_t id_len = client_id != NULL ? strlen(client_id) : 0;
-    if (id_len >= TOKEN_RECORD_CLIENT_ID_SIZE ||
-        (type == ADMIN_EVENT_INVALIDATE && (client_id == NULL || id_len == 0))) {
-        return TK_INVALID;
-    }
     if (ring_lock(ring) != TK_OK) {
         return TK_ERROR;
     }
@@ -62,9 +57,10 @@ int admin_event_publish(struct admin_event_ring *ring, enum admin_event_type typ
     atomic_store_explicit(&event->seq, 0, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);
     event->type = (int32_t)type;
-    memset(event->client_id, 0, sizeof(event->client_id));
-    if (id_len > 0) {
-        memcpy(event->client_id, client_id, id_len);
+    event->expires_at_s = expires_at_s;
+    memset(event->subject, 0, sizeof(event->subject));
+    if (subject_len > 0) {
+        memcpy(event->subject, subject, subject_len);
     }
     atomic_store_explicit(&event->seq, next, memory_order_release);
     atomic_store_explicit(&ring->published, next, memory_order_release);
@@ -73,6 +69,27 @@ int admin_event_publish(struct admin_event_ring *ring, enum admin_event_type typ
         *seq = next;
     }
     return TK_OK;
+}
+
+int admin_event_publish(struct admin_event_ring *ring, enum admin_event_type type,
+                        const char *client_id, uint64_t *seq)
+{
+    size_t id_len = client_id != NULL ? strlen(client_id) : 0;
+    if (id_len >= TOKEN_RECORD_CLIENT_ID_SIZE || type == ADMIN_EVENT_REVOKE ||
+        (type == ADMIN_EVENT_INVALIDATE && (client_id == NULL || id_len == 0))) {
+        return TK_INVALID;
+    }
+    return publish(ring, type, client_id, id_len, 0, seq);
+}
+
+int admin_event_publish_revoke(struct admin_event_ring *ring, const char *jti, int64_t expires_at_s,
+                               uint64_t *seq)
+{
+    size_t jti_len = jti != NULL ? strlen(jti) : 0;
+    if (jti_len == 0 || jti_len >= TOKEN_RECORD_JTI_SIZE) {
+        return TK_INVALID;
+    }
+    return publish(ring, ADMIN_EVENT_REVOKE, jti, jti_len, expires_at_s, seq);
 }
 
 size_t admin_events_apply(struct admin_event_ring *ring, uint64_t *applied,
@@ -93,18 +110,19 @@ size_t admin_events_apply(struct admin_event_ring *ring, uint64_t *applied,
         }
         struct admin_event copy;
         copy.type = slot->type;
-        memcpy(copy.client_id, slot->client_id, sizeof(copy.client_id));
+        copy.expires_at_s = slot->expires_at_s;
+        memcpy(copy.subject, slot->subject, sizeof(copy.subject));
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&slot->seq, memory_order_relaxed) != s) {
             lost = true;
             break;
         }
-        copy.client_id[sizeof(copy.client_id) - 1] = '\0';
-        apply(context, (enum admin_event_type)copy.type, copy.client_id);
+        copy.subject[sizeof(copy.subject) - 1] = '\0';
+        apply(context, (enum admin_event_type)copy.type, copy.subject, copy.expires_at_s);
         calls++;
     }
     if (lost) {
-        apply(context, ADMIN_EVENT_CLEAR, "");
+        apply(context, ADMIN_EVENT_CLEAR, "", 0);
         calls++;
     }
     *applied = newest;

@@ -17,6 +17,7 @@
  * but there is no need). Nothing here blocks: poll(2) with timeout 0 says
  * whether the socket is ready.
  */
+#include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -133,10 +134,36 @@ static void start_connect(struct client_listener *listener, int64_t now_ms)
     listener->deadline_ms = now_ms + listener->timeout_ms;
 }
 
+/* "*revoke <jti> <exp>" (revocation_store.c sends it): an
+ * ADMIN_EVENT_REVOKE. A malformed one is ignored: the row is in the
+ * revocations table, and workers load it when they next reload. */
+static void publish_revoke(struct admin_event_ring *ring, const char *args)
+{
+    char jti[TOKEN_RECORD_JTI_SIZE];
+    size_t jti_len = strcspn(args, " ");
+    if (jti_len == 0 || jti_len >= sizeof(jti) || args[jti_len] != ' ') {
+        return;
+    }
+    memcpy(jti, args, jti_len);
+    jti[jti_len] = '\0';
+    char *end = NULL;
+    errno = 0;
+    long long expires_at_s = strtoll(args + jti_len + 1, &end, 10);
+    if (errno != 0 || end == args + jti_len + 1 || *end != '\0') {
+        return;
+    }
+    admin_event_publish_revoke(ring, jti, (int64_t)expires_at_s, NULL);
+}
+
 static void publish(struct admin_event_ring *ring, const char *payload)
 {
-    if (strcmp(payload, "*clear") == 0 || payload[0] == '\0') {
+    if (strncmp(payload, "*revoke ", 8) == 0) {
+        publish_revoke(ring, payload + 8);
+    } else if (strcmp(payload, "*clear") == 0 || payload[0] == '\0') {
         admin_event_publish(ring, ADMIN_EVENT_CLEAR, NULL, NULL);
+    } else if (strncmp(payload, "*clear ", 7) == 0) {
+        /* One cache by name (a name no worker knows clears both: safe). */
+        admin_event_publish(ring, ADMIN_EVENT_CLEAR, payload + 7, NULL);
     } else if (strcmp(payload, "*cleanup") == 0) {
         admin_event_publish(ring, ADMIN_EVENT_CLEANUP, NULL, NULL);
     } else if (payload[0] != '*') {

@@ -618,6 +618,19 @@ int client_registry_delete(PGconn *conn, const char *client_id, char *error, siz
                       1, params, client_id, error, error_size);
 }
 
+int client_registry_revoke_all(PGconn *conn, const char *client_id, char *error, size_t error_size)
+{
+    if (!client_id_valid(client_id)) {
+        return invalid_id(error, error_size);
+    }
+    const char *params[1] = {client_id};
+    return run_change(conn,
+                      "WITH changed AS (UPDATE clients SET tokens_not_before = now(),"
+                      " updated_at = now() WHERE client_id = $1 RETURNING client_id)"
+                      " SELECT pg_notify(" NOTIFY_CHANNEL ", client_id) FROM changed",
+                      1, params, client_id, error, error_size);
+}
+
 void client_registry_entry_free(struct client_registry_entry *entry)
 {
     free(entry->client_id);

@@ -16,7 +16,8 @@
 static const char lookup_sql[] =
     "SELECT secret_hash, array_to_string(allowed_scopes, ' '),"
     " array_to_string(default_scopes, ' '), array_to_string(audiences, ' '),"
-    " coalesce(token_ttl_s, 0), enabled, 'client_credentials' = ANY(grant_types)"
+    " coalesce(token_ttl_s, 0), enabled, 'client_credentials' = ANY(grant_types),"
+    " coalesce(floor(extract(epoch FROM tokens_not_before))::bigint + 1, 0)"
     " FROM clients WHERE client_id = $1";
 
 static const char *copy_field(PGresult *res, int column, struct arena *arena)
@@ -37,7 +38,7 @@ int client_store_lookup(struct db_conn *conn, const char *client_id, struct aren
         rc = TK_NOT_FOUND;
         goto done;
     }
-    if (PQnfields(res) != 7) {
+    if (PQnfields(res) != 8) {
         log_error("database: unexpected answer to the client lookup");
         rc = TK_ERROR;
         goto done;
@@ -51,6 +52,7 @@ int client_store_lookup(struct db_conn *conn, const char *client_id, struct aren
         .token_ttl_s = strtoll(PQgetvalue(res, 0, 4), NULL, 10),
         .enabled = PQgetvalue(res, 0, 5)[0] == 't',
         .client_credentials_allowed = PQgetvalue(res, 0, 6)[0] == 't',
+        .tokens_not_before_s = strtoll(PQgetvalue(res, 0, 7), NULL, 10),
     };
     if (found.client_id == NULL || found.secret_hash == NULL || found.allowed_scopes == NULL ||
         found.default_scopes == NULL || found.audiences == NULL) {

@@ -137,6 +137,13 @@ static const struct config_key config_keys[] = {
     {"cache_max_entries", KIND_INT, FIELD(cache_max_entries), 1, 10000000, 0, NULL},
     {"cache_sweep_interval", KIND_DURATION_I64_S, FIELD(cache_sweep_interval_s), MS_PER_S, MS_PER_H,
      MS_PER_S, NULL},
+    {"clock_skew", KIND_DURATION_I64_S, FIELD(clock_skew_s), 0, 10 * MS_PER_MIN, MS_PER_S, NULL},
+    {"introspect_cache_ttl", KIND_DURATION_I64_S, FIELD(introspect_cache_ttl_s), MS_PER_S, MS_PER_D,
+     MS_PER_S, NULL},
+    {"introspect_negative_ttl", KIND_DURATION_I64_S, FIELD(introspect_negative_ttl_s), MS_PER_S,
+     MS_PER_H, MS_PER_S, NULL},
+    {"introspect_cache_max_entries", KIND_INT, FIELD(introspect_cache_max_entries), 1, 10000000, 0,
+     NULL},
     {"admin_token_file", KIND_STRING, FIELD(admin_token_file), 0, 0, 0, NULL},
     {"admin_timeout_ms", KIND_DURATION_INT_MS, FIELD(admin_timeout_ms), 10, 60 * MS_PER_S, 1, NULL},
     {"admin_rate_limit", KIND_INT, FIELD(admin_rate_limit), 1, 100000, 0, NULL},
@@ -657,6 +664,10 @@ int config_init_defaults(struct tokend_config *config)
     config->cache_negative_ttl_s = 30;
     config->cache_max_entries = 5000;
     config->cache_sweep_interval_s = 60;
+    config->clock_skew_s = 30;
+    config->introspect_cache_ttl_s = 300;
+    config->introspect_negative_ttl_s = 60;
+    config->introspect_cache_max_entries = 10000;
     config->max_connections = 1024;
     config->keepalive_timeout_ms = 60000;
     config->read_timeout_ms = 10000;

@@ -29,11 +29,17 @@ void discovery_render_metadata(const struct tokend_config *config, const struct 
     buffer_append_json_string(out, config->issuer);
     append_endpoint(out, "token_endpoint", config->issuer, "/oauth/token");
     append_endpoint(out, "jwks_uri", config->issuer, "/.well-known/jwks.json");
+    append_endpoint(out, "introspection_endpoint", config->issuer, "/oauth/introspect");
+    append_endpoint(out, "revocation_endpoint", config->issuer, "/oauth/revoke");
     /* No authorization endpoint: no response types (RFC 8414 requires the
      * member, an empty list says so). */
     buffer_append_str(out, ",\"response_types_supported\":[]"
                            ",\"grant_types_supported\":[\"client_credentials\"]"
                            ",\"token_endpoint_auth_methods_supported\":"
+                           "[\"client_secret_basic\",\"client_secret_post\"]"
+                           ",\"introspection_endpoint_auth_methods_supported\":"
+                           "[\"client_secret_basic\",\"client_secret_post\"]"
+                           ",\"revocation_endpoint_auth_methods_supported\":"
                            "[\"client_secret_basic\",\"client_secret_post\"]");
     /* The algorithms tokens are signed with, each once, signing key first. */
     buffer_append_str(out, ",\"access_token_signing_alg_values_supported\":[");

@@ -38,7 +38,8 @@
  *
  * Once an hour (and at start) it keeps the day partitions of `tokens`:
  * creates today's and the next three days', drops those older than
- * token_retention_days, through the SQL functions of sql/002_tokens.sql.
+ * token_retention_days, through the SQL functions of sql/002_tokens.sql, and
+ * purges the revocations of tokens long expired (sql/003_revocations.sql).
  *
  * Instance duties besides flushing (each turn of the loop, which comes
  * round every POLL_INTERVAL_MS at least):
@@ -255,22 +256,26 @@ static int write_batch(struct flusher_state *state, enum batch_mode mode)
 
 static void maintain_partitions(struct flusher_state *state)
 {
-    char sql[320];
+    char sql[400];
     /* Each function in FROM runs once (a (f()).* in the select list would
-     * call it once per output column). */
+     * call it once per output column). Revocations of tokens long expired
+     * go with the old partitions. */
     snprintf(sql, sizeof(sql),
-             "SELECT created, dropped.dropped_partitions FROM "
+             "SELECT created, dropped.dropped_partitions, purged FROM "
              "tokend_ensure_token_partitions(%d) AS created, "
-             "tokend_drop_token_partitions((now() AT TIME ZONE 'UTC')::date - %d) AS dropped",
+             "tokend_drop_token_partitions((now() AT TIME ZONE 'UTC')::date - %d) AS dropped, "
+             "tokend_purge_revocations() AS purged",
              PARTITION_DAYS_AHEAD, state->config->token_retention_days);
     PGresult *res = NULL;
     int rc = db_conn_exec(state->db, sql, &res);
     if (rc == TK_OK && PQntuples(res) == 1) {
         int created = atoi(PQgetvalue(res, 0, 0));
         int dropped = atoi(PQgetvalue(res, 0, 1));
-        if (created > 0 || dropped > 0) {
-            log_info("tokens partitions: %d created, %d dropped (older than %d days)", created,
-                     dropped, state->config->token_retention_days);
+        long long purged = atoll(PQgetvalue(res, 0, 2));
+        if (created > 0 || dropped > 0 || purged > 0) {
+            log_info("tokens partitions: %d created, %d dropped (older than %d days); %lld "
+                     "expired revocations purged",
+                     created, dropped, state->config->token_retention_days, purged);
         }
     }
     PQclear(res);

@@ -37,11 +37,25 @@ int handler_context_init(struct handler_context *ctx, const struct tokend_config
     buffer_init(&ctx->metadata_json);
     buffer_init(&ctx->token_scratch);
     discovery_render_metadata(config, keys, &ctx->metadata_json);
-    return buffer_failed(&ctx->metadata_json) ? TK_ERROR : TK_OK;
+    const struct introspection_cache_options introspection = {
+        .max_entries = (size_t)config->introspect_cache_max_entries,
+        .ttl_ms = config->introspect_cache_ttl_s * 1000,
+        .negative_ttl_ms = config->introspect_negative_ttl_s * 1000,
+    };
+    ctx->introspection = introspection_cache_create(&introspection);
+    ctx->revoked = revocation_set_create(NULL, NULL);
+    if (buffer_failed(&ctx->metadata_json) || ctx->introspection == NULL || ctx->revoked == NULL) {
+        return TK_ERROR;
+    }
+    return TK_OK;
 }
 
 void handler_context_free(struct handler_context *ctx)
 {
     buffer_free(&ctx->metadata_json);
     buffer_free(&ctx->token_scratch);
+    introspection_cache_destroy(ctx->introspection);
+    revocation_set_destroy(ctx->revoked);
+    ctx->introspection = NULL;
+    ctx->revoked = NULL;
 }

@@ -67,6 +67,11 @@ void http_response_oauth_error(struct http_response *resp, int status, const cha
         buffer_append_json_string(&resp->body, description);
     }
     buffer_append(&resp->body, "}", 1);
+    http_response_no_store(resp);
+}
+
+void http_response_no_store(struct http_response *resp)
+{
     http_response_add_header(resp, "Cache-Control", "no-store");
     http_response_add_header(resp, "Pragma", "no-cache");
 }

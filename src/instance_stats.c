@@ -28,6 +28,13 @@ const uint32_t stat_latency_bounds_us[STAT_LATENCY_BOUNDS] = {
     100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,
 };
 
+const struct stat_cache_layout stat_caches[STAT_CACHE_COUNT] = {
+    {"clients", STAT_CACHE_HITS, STAT_CACHE_MISSES, STAT_CACHE_NEGATIVE_HITS, STAT_CACHE_EVICTIONS,
+     STAT_CACHE_EXPIRATIONS, GAUGE_CACHE_SIZE},
+    {"introspection", STAT_ICACHE_HITS, STAT_ICACHE_MISSES, STAT_ICACHE_NEGATIVE_HITS,
+     STAT_ICACHE_EVICTIONS, STAT_ICACHE_EXPIRATIONS, GAUGE_ICACHE_SIZE},
+};
+
 static const char *const counter_names[STAT_COUNTER_COUNT] = {
     [STAT_REQUESTS] = "requests",
     [STAT_CACHE_HITS] = "cache_hits",
@@ -52,6 +59,30 @@ static const char *const counter_names[STAT_COUNTER_COUNT] = {
     [STAT_FLUSH_ERRORS] = "flush_errors",
     [STAT_LATENCY_SUM_US] = "latency_sum_us",
     [STAT_ADMIN_EVENTS_APPLIED] = "admin_events_applied",
+    [STAT_INTROSPECT_ACTIVE] = "introspect_active",
+    [STAT_INTROSPECT_MALFORMED] = "introspect_malformed",
+    [STAT_INTROSPECT_UNKNOWN_KEY] = "introspect_unknown_key",
+    [STAT_INTROSPECT_BAD_ALG] = "introspect_bad_alg",
+    [STAT_INTROSPECT_BAD_SIGNATURE] = "introspect_bad_signature",
+    [STAT_INTROSPECT_WRONG_ISSUER] = "introspect_wrong_issuer",
+    [STAT_INTROSPECT_EXPIRED] = "introspect_expired",
+    [STAT_INTROSPECT_NOT_YET_VALID] = "introspect_not_yet_valid",
+    [STAT_INTROSPECT_REVOKED] = "introspect_revoked",
+    [STAT_INTROSPECT_CLIENT_REVOKED] = "introspect_client_revoked",
+    [STAT_INTROSPECT_CLIENT_GONE] = "introspect_client_gone",
+    [STAT_INTROSPECT_CACHED_INACTIVE] = "introspect_cached_inactive",
+    [STAT_INTROSPECT_UNAVAILABLE] = "introspect_unavailable",
+    [STAT_INTROSPECT_REFUSED] = "introspect_refused",
+    [STAT_REVOKE_REVOKED] = "revoke_revoked",
+    [STAT_REVOKE_NOT_OWNER] = "revoke_not_owner",
+    [STAT_REVOKE_INACTIVE] = "revoke_inactive",
+    [STAT_REVOKE_UNAVAILABLE] = "revoke_unavailable",
+    [STAT_REVOKE_REFUSED] = "revoke_refused",
+    [STAT_ICACHE_HITS] = "introspection_cache_hits",
+    [STAT_ICACHE_MISSES] = "introspection_cache_misses",
+    [STAT_ICACHE_NEGATIVE_HITS] = "introspection_cache_negative_hits",
+    [STAT_ICACHE_EVICTIONS] = "introspection_cache_evictions",
+    [STAT_ICACHE_EXPIRATIONS] = "introspection_cache_expirations",
 };
 
 const char *stat_counter_name(enum stat_counter counter)

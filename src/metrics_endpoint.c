@@ -18,6 +18,7 @@
 #include "tokend/admin_endpoint.h"
 #include "tokend/instance_stats.h"
 #include "tokend/metrics_endpoint.h"
+#include "tokend/token_introspection.h"
 
 static void family(struct buffer *out, const char *name, const char *type, const char *help)
 {
@@ -51,20 +52,95 @@ static const struct {
     {STAT_TOKEN_OTHER_ERROR, "other"},
 };
 
+/* The cache families, one sample per cache and result. */
+static void append_cache_families(struct buffer *out, const uint64_t *c, const int64_t *sizes)
+{
+    family(out, "tokend_cache_lookups_total", "counter",
+           "Cache lookups by cache and result (hit, negative_hit: a cached unknown client or "
+           "inactive token, miss).");
+    for (size_t i = 0; i < STAT_CACHE_COUNT; i++) {
+        const struct stat_cache_layout *cache = &stat_caches[i];
+        buffer_printf(out,
+                      "tokend_cache_lookups_total{cache=\"%s\",result=\"hit\"} %llu\n"
+                      "tokend_cache_lookups_total{cache=\"%s\",result=\"negative_hit\"} %llu\n"
+                      "tokend_cache_lookups_total{cache=\"%s\",result=\"miss\"} %llu\n",
+                      cache->name, (unsigned long long)c[cache->hits], cache->name,
+                      (unsigned long long)c[cache->negative_hits], cache->name,
+                      (unsigned long long)c[cache->misses]);
+    }
+    family(out, "tokend_cache_evictions_total", "counter",
+           "Cache entries pushed out to make room (LRU).");
+    for (size_t i = 0; i < STAT_CACHE_COUNT; i++) {
+        buffer_printf(out, "tokend_cache_evictions_total{cache=\"%s\"} %llu\n", stat_caches[i].name,
+                      (unsigned long long)c[stat_caches[i].evictions]);
+    }
+    family(out, "tokend_cache_expirations_total", "counter",
+           "Cache entries dropped because their TTL ran out.");
+    for (size_t i = 0; i < STAT_CACHE_COUNT; i++) {
+        buffer_printf(out, "tokend_cache_expirations_total{cache=\"%s\"} %llu\n",
+                      stat_caches[i].name, (unsigned long long)c[stat_caches[i].expirations]);
+    }
+    family(out, "tokend_cache_entries", "gauge", "Entries in the caches of all live workers.");
+    for (size_t i = 0; i < STAT_CACHE_COUNT; i++) {
+        buffer_printf(out, "tokend_cache_entries{cache=\"%s\"} %lld\n", stat_caches[i].name,
+                      (long long)sizes[i]);
+    }
+}
+
+/* Introspection answers by result and reason, revocation answers by
+ * result. */
+static void append_introspection_families(struct buffer *out, const uint64_t *c)
+{
+    family(out, "tokend_introspections_total", "counter",
+           "Introspection answers: active, or inactive by reason (cached_inactive: a cached "
+           "inactive answer), or unavailable (503, no verdict).");
+    for (int outcome = 0; outcome < INTROSPECT_OUTCOME_COUNT; outcome++) {
+        const char *result = outcome == INTROSPECT_ACTIVE        ? "active"
+                             : outcome == INTROSPECT_UNAVAILABLE ? "unavailable"
+                                                                 : "inactive";
+        buffer_printf(out, "tokend_introspections_total{result=\"%s\",reason=\"%s\"} %llu\n",
+                      result, introspection_outcome_name((enum introspection_outcome)outcome),
+                      (unsigned long long)c[STAT_INTROSPECT_ACTIVE + outcome]);
+    }
+    counter(out, "tokend_introspection_refused_total",
+            "Introspection requests refused: malformed, client not authenticated or not allowed.",
+            c[STAT_INTROSPECT_REFUSED]);
+    family(out, "tokend_revocations_total", "counter",
+           "Revocation answers: revoked, not_owner and inactive (200 with no effect), "
+           "unavailable (503), refused (4xx).");
+    static const struct {
+        enum stat_counter counter;
+        const char *result;
+    } revocations[] = {
+        {STAT_REVOKE_REVOKED, "revoked"},   {STAT_REVOKE_NOT_OWNER, "not_owner"},
+        {STAT_REVOKE_INACTIVE, "inactive"}, {STAT_REVOKE_UNAVAILABLE, "unavailable"},
+        {STAT_REVOKE_REFUSED, "refused"},
+    };
+    for (size_t i = 0; i < sizeof(revocations) / sizeof(revocations[0]); i++) {
+        buffer_printf(out, "tokend_revocations_total{result=\"%s\"} %llu\n", revocations[i].result,
+                      (unsigned long long)c[revocations[i].counter]);
+    }
+}
+
 void metrics_handle(struct handler_context *ctx, struct http_response *resp)
 {
     const struct stats_region *region = ctx->segment->stats;
     struct stats_totals totals;
     stats_totals(region, &totals);
     const uint64_t *c = totals.counters;
-    int64_t cache_size = 0;
+    int64_t cache_sizes[STAT_CACHE_COUNT] = {0};
+    int64_t revoked_jtis = 0;
     int workers = 0;
     for (size_t i = 0; i < INSTANCE_STATS_SLOTS; i++) {
         const struct stats_slot *slot = &region->slots[i];
         if (atomic_load_explicit(&slot->pid, memory_order_acquire) > 0 &&
             atomic_load_explicit(&slot->role, memory_order_relaxed) == STAT_ROLE_WORKER) {
             workers++;
-            cache_size += stats_gauge_get(slot, GAUGE_CACHE_SIZE);
+            for (size_t k = 0; k < STAT_CACHE_COUNT; k++) {
+                cache_sizes[k] += stats_gauge_get(slot, stat_caches[k].size);
+            }
+            int64_t revoked = stats_gauge_get(slot, GAUGE_REVOKED_JTIS);
+            revoked_jtis = revoked > revoked_jtis ? revoked : revoked_jtis;
         }
     }
     const struct stats_slot *flusher = admin_find_flusher(region);
@@ -78,26 +154,7 @@ void metrics_handle(struct handler_context *ctx, struct http_response *resp)
     counter(out, "tokend_requests_total", "FastCGI requests answered by the workers.",
             c[STAT_REQUESTS]);
 
-    family(out, "tokend_cache_lookups_total", "counter",
-           "Client cache lookups by result (hit, negative_hit: a cached unknown client, miss).");
-    buffer_printf(out,
-                  "tokend_cache_lookups_total{cache=\"clients\",result=\"hit\"} %llu\n"
-                  "tokend_cache_lookups_total{cache=\"clients\",result=\"negative_hit\"} %llu\n"
-                  "tokend_cache_lookups_total{cache=\"clients\",result=\"miss\"} %llu\n",
-                  (unsigned long long)c[STAT_CACHE_HITS],
-                  (unsigned long long)c[STAT_CACHE_NEGATIVE_HITS],
-                  (unsigned long long)c[STAT_CACHE_MISSES]);
-    family(out, "tokend_cache_evictions_total", "counter",
-           "Cache entries pushed out to make room (LRU).");
-    buffer_printf(out, "tokend_cache_evictions_total{cache=\"clients\"} %llu\n",
-                  (unsigned long long)c[STAT_CACHE_EVICTIONS]);
-    family(out, "tokend_cache_expirations_total", "counter",
-           "Cache entries dropped because their TTL ran out.");
-    buffer_printf(out, "tokend_cache_expirations_total{cache=\"clients\"} %llu\n",
-                  (unsigned long long)c[STAT_CACHE_EXPIRATIONS]);
-    family(out, "tokend_cache_entries", "gauge", "Entries in the caches of all live workers.");
-    buffer_printf(out, "tokend_cache_entries{cache=\"clients\"} %lld\n", (long long)cache_size);
-
+    append_cache_families(out, c, cache_sizes);
     counter(out, "tokend_tokens_issued_total", "Access tokens issued (every one recorded).",
             c[STAT_TOKENS_ISSUED]);
     family(out, "tokend_token_errors_total", "counter",
@@ -122,6 +179,11 @@ void metrics_handle(struct handler_context *ctx, struct http_response *resp)
                   "tokend_token_request_duration_seconds_count %llu\n",
                   (unsigned long long)cumulative, (double)c[STAT_LATENCY_SUM_US] / 1e6,
                   (unsigned long long)cumulative);
+
+    append_introspection_families(out, c);
+    gauge(out, "tokend_revoked_tokens",
+          "Revoked token ids not yet expired, as the most up-to-date worker holds them.",
+          (double)revoked_jtis);
 
     gauge(out, "tokend_queue_depth", "Token records waiting in shared memory for the flusher.",
           (double)depth);
@@ -150,7 +212,7 @@ void metrics_handle(struct handler_context *ctx, struct http_response *resp)
             "Worker and flusher processes that ended (their counts stay in the totals).",
             totals.retired_processes);
     counter(out, "tokend_admin_events_total",
-            "Admin events published (clear, invalidate, cleanup).",
+            "Admin events published (clear, invalidate, cleanup, revoke).",
             admin_event_published(ctx->segment->events));
 
     resp->status = 200;

@@ -11,9 +11,9 @@
  * that parse every answer as JSON never trip.
  *
  * /admin/... and /metrics pass admin_authorize() first; /health needs no
- * token. The token endpoint is the only route that is counted beyond the
- * request itself: its latency (measured here, around the handler) and its
- * outcome by RFC 6749 error code go to the worker's stats slot.
+ * token. The token endpoint's latency (measured here, around the handler)
+ * and its outcome by RFC 6749 error code go to the worker's stats slot;
+ * introspection and revocation count their own outcomes.
  */
 #include <string.h>
 #include <time.h>
@@ -22,12 +22,15 @@
 #include "tokend/discovery_endpoint.h"
 #include "tokend/health_endpoint.h"
 #include "tokend/instance_stats.h"
+#include "tokend/introspect_endpoint.h"
 #include "tokend/metrics_endpoint.h"
 #include "tokend/router.h"
 #include "tokend/token_endpoint.h"
 
 enum route_id {
     ROUTE_TOKEN,
+    ROUTE_INTROSPECT,
+    ROUTE_REVOKE,
     ROUTE_JWKS,
     ROUTE_METADATA,
     ROUTE_HEALTH,
@@ -47,6 +50,8 @@ struct route {
 
 static const struct route routes[] = {
     {"/oauth/token", "POST", ROUTE_TOKEN},
+    {"/oauth/introspect", "POST", ROUTE_INTROSPECT},
+    {"/oauth/revoke", "POST", ROUTE_REVOKE},
     {"/.well-known/jwks.json", "GET, HEAD", ROUTE_JWKS},
     {"/.well-known/oauth-authorization-server", "GET, HEAD", ROUTE_METADATA},
     {"/health", "GET, HEAD", ROUTE_HEALTH},
@@ -152,6 +157,12 @@ void router_handle(struct handler_context *ctx, const struct http_request *req,
     switch (route->id) {
     case ROUTE_TOKEN:
         handle_token(ctx, req, resp);
+        break;
+    case ROUTE_INTROSPECT:
+        introspect_endpoint_handle(ctx, req, resp);
+        break;
+    case ROUTE_REVOKE:
+        revoke_endpoint_handle(ctx, req, resp);
         break;
     case ROUTE_JWKS:
         discovery_handle_jwks(ctx, resp);

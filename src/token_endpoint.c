@@ -5,13 +5,10 @@
  *   1. the request's shape: form content type, body size, form syntax,
  *      grant_type (no client is looked at yet, so malformed requests cost
  *      nothing);
- *   2. client authentication: exactly one of client_secret_basic and
- *      client_secret_post;
- *   3. the client record: the worker's cache, or one indexed query on a
- *      miss (a missing client is cached negatively);
- *   4. the secret: a remembered keyed digest on a hit, else the full PBKDF2
- *      check (a wrong secret always takes the full check);
- *   5. the client's permissions: enabled, allowed this grant;
+ *   2-4. client authentication (client_auth.c, shared with introspection
+ *      and revocation): one method, the client record from the worker's
+ *      cache or the database, the secret, the client enabled;
+ *   5. the client may use this grant;
  *   6. scopes (requested ⊆ allowed, default when absent) and audience
  *      (`resource`, RFC 8707, or `audience`; must be one the client may
  *      ask for);
@@ -27,183 +24,15 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
-#include "tokend/basic_auth.h"
-#include "tokend/client_store.h"
+#include "tokend/client_auth.h"
 #include "tokend/http_form.h"
 #include "tokend/jwt_issuer.h"
 #include "tokend/logging.h"
 #include "tokend/scope.h"
-#include "tokend/secret_hash.h"
 #include "tokend/status.h"
 #include "tokend/token_endpoint.h"
 #include "tokend/token_queue.h"
-
-/* What authentication the request carried. */
-struct credentials {
-    const char *client_id;
-    const char *client_secret;
-    bool basic; /* came in the Authorization header */
-};
-
-static void invalid_request(struct http_response *resp, const char *description)
-{
-    http_response_oauth_error(resp, 400, "invalid_request", description);
-}
-
-static void invalid_client(struct http_response *resp, bool basic_tried)
-{
-    http_response_oauth_error(resp, 401, "invalid_client", "client authentication failed");
-    if (basic_tried) {
-        http_response_add_header(resp, "WWW-Authenticate", "Basic realm=\"tokend\"");
-    }
-}
-
-static void unavailable(struct http_response *resp, const char *description, int retry_ms)
-{
-    http_response_oauth_error(resp, 503, "temporarily_unavailable", description);
-    char seconds[16];
-    int retry_s = (retry_ms + 999) / 1000;
-    snprintf(seconds, sizeof(seconds), "%d", retry_s < 1 ? 1 : retry_s);
-    http_response_add_header(resp, "Retry-After", seconds);
-}
-
-/* True for "application/x-www-form-urlencoded", any case, optionally
- * followed by parameters such as "; charset=UTF-8". */
-static bool is_form_content_type(const char *content_type)
-{
-    static const char form[] = "application/x-www-form-urlencoded";
-    if (content_type == NULL || strncasecmp(content_type, form, sizeof(form) - 1) != 0) {
-        return false;
-    }
-    const char *rest = content_type + sizeof(form) - 1;
-    while (*rest == ' ' || *rest == '\t') {
-        rest++;
-    }
-    return *rest == '\0' || *rest == ';';
-}
-
-/* Looks up an optional single-valued parameter. Returns false (with the
- * error answer filled) when it is repeated. */
-static bool optional_param(const struct http_form *form, const char *name, const char **value,
-                           struct http_response *resp, struct arena *arena)
-{
-    *value = NULL;
-    if (http_form_get(form, name, value) == HTTP_FORM_REPEATED) {
-        char *text = arena_alloc(arena, 64);
-        if (text != NULL) {
-            snprintf(text, 64, "parameter '%s' is repeated", name);
-        }
-        invalid_request(resp, text != NULL ? text : "a parameter is repeated");
-        return false;
-    }
-    return true;
-}
-
-/* Step 2. Returns false with the error answer filled. */
-static bool read_credentials(const struct http_request *req, const struct http_form *form,
-                             struct credentials *creds, struct http_response *resp)
-{
-    const char *body_id = NULL, *body_secret = NULL;
-    if (!optional_param(form, "client_id", &body_id, resp, req->arena) ||
-        !optional_param(form, "client_secret", &body_secret, resp, req->arena)) {
-        return false;
-    }
-    memset(creds, 0, sizeof(*creds));
-    if (req->authorization != NULL) {
-        const char *error = NULL;
-        int rc = basic_auth_decode(req->authorization, req->arena, &creds->client_id,
-                                   &creds->client_secret, &error);
-        if (rc == TK_ERROR) {
-            http_response_oauth_error(resp, 500, "server_error", "out of memory");
-            return false;
-        }
-        if (rc != TK_OK) {
-            /* Malformed Basic credentials or another scheme: authentication
-             * failed; tell the client which scheme we take. */
-            invalid_client(resp, true);
-            return false;
-        }
-        creds->basic = true;
-        if (body_secret != NULL) {
-            invalid_request(resp, "use one client authentication method, not both");
-            return false;
-        }
-        if (body_id != NULL && strcmp(body_id, creds->client_id) != 0) {
-            invalid_request(resp, "client_id does not match the Authorization header");
-            return false;
-        }
-        return true;
-    }
-    if (body_id == NULL || body_secret == NULL) {
-        invalid_client(resp, false);
-        return false;
-    }
-    creds->client_id = body_id;
-    creds->client_secret = body_secret;
-    return true;
-}
-
-/* Step 3. Returns the cache entry, or NULL with the answer filled. */
-static struct client_cache_entry *find_client(struct handler_context *ctx,
-                                              const struct http_request *req,
-                                              const struct credentials *creds,
-                                              struct http_response *resp)
-{
-    struct client_cache_entry *entry = NULL;
-    /* An id no client can have is refused before it costs a cache slot or
-     * a query (and a byte that is not UTF-8 never reaches PostgreSQL). */
-    if (!client_id_valid(creds->client_id)) {
-        invalid_client(resp, creds->basic);
-        return NULL;
-    }
-    switch (client_cache_lookup(ctx->cache, creds->client_id, &entry)) {
-    case CLIENT_CACHE_HIT:
-        return entry;
-    case CLIENT_CACHE_NEGATIVE:
-        invalid_client(resp, creds->basic);
-        return NULL;
-    case CLIENT_CACHE_MISS:
-        break;
-    }
-    struct client_record record;
-    int rc = client_store_lookup(ctx->db, creds->client_id, req->arena, &record);
-    if (rc == TK_NOT_FOUND) {
-        client_cache_put_negative(ctx->cache, creds->client_id);
-        invalid_client(resp, creds->basic);
-        return NULL;
-    }
-    if (rc != TK_OK) {
-        unavailable(resp, "the client registry is unavailable, retry later",
-                    ctx->config->db_retry_interval_ms);
-        return NULL;
-    }
-    if (client_cache_put(ctx->cache, &record, &entry) != TK_OK || entry == NULL) {
-        http_response_oauth_error(resp, 500, "server_error", "out of memory");
-        return NULL;
-    }
-    return entry;
-}
-
-/* Step 4. */
-static bool secret_ok(struct handler_context *ctx, struct client_cache_entry *entry,
-                      const char *secret)
-{
-    if (client_cache_secret_matches(ctx->cache, entry, secret)) {
-        return true;
-    }
-    const struct client_record *client = client_cache_entry_record(entry);
-    int rc = secret_hash_verify(secret, client->secret_hash);
-    if (rc == TK_OK) {
-        client_cache_remember_secret(ctx->cache, entry, secret);
-        return true;
-    }
-    if (rc == TK_INVALID) {
-        log_error("client '%.128s' has a malformed secret hash in the database", client->client_id);
-    }
-    return false;
-}
 
 /* Step 6, audience part: the requested audience if the client may ask for
  * it, else the client's first audience, else the configured default.
@@ -254,7 +83,7 @@ static bool record_token(struct handler_context *ctx, const struct jwt_claims *c
     }
     if (rc != TK_OK) {
         ctx->token_stats.queue_full++;
-        unavailable(resp, "tokens cannot be recorded right now, retry later", 1000);
+        oauth_unavailable(resp, "tokens cannot be recorded right now, retry later", 1000);
         return false;
     }
     return true;
@@ -302,41 +131,24 @@ static void issue_token(struct handler_context *ctx, const struct client_record 
         buffer_append_json_string(body, scope);
     }
     buffer_append(body, "}", 1);
-    http_response_add_header(resp, "Cache-Control", "no-store");
-    http_response_add_header(resp, "Pragma", "no-cache");
+    http_response_no_store(resp);
 }
 
 void token_endpoint_handle(struct handler_context *ctx, const struct http_request *req,
                            struct http_response *resp)
 {
     /* 1. shape of the request */
-    if (req->body_too_large) {
-        http_response_oauth_error(resp, 413, "invalid_request", "request body exceeds 8192 bytes");
-        return;
-    }
-    if (!is_form_content_type(req->content_type)) {
-        invalid_request(resp, "content type must be application/x-www-form-urlencoded");
-        return;
-    }
     struct http_form form;
-    const char *error = NULL;
-    int rc = http_form_parse(req->body != NULL ? req->body : "", req->body_len, req->arena, &form,
-                             &error);
-    if (rc == TK_ERROR) {
-        http_response_oauth_error(resp, 500, "server_error", "out of memory");
-        return;
-    }
-    if (rc != TK_OK) {
-        invalid_request(resp, error);
+    if (!oauth_form_read(req, &form, resp)) {
         return;
     }
     const char *grant_type = NULL;
     switch (http_form_get(&form, "grant_type", &grant_type)) {
     case HTTP_FORM_ABSENT:
-        invalid_request(resp, "missing grant_type");
+        oauth_invalid_request(resp, "missing grant_type");
         return;
     case HTTP_FORM_REPEATED:
-        invalid_request(resp, "parameter 'grant_type' is repeated");
+        oauth_invalid_request(resp, "parameter 'grant_type' is repeated");
         return;
     case HTTP_FORM_ONE:
         break;
@@ -347,35 +159,20 @@ void token_endpoint_handle(struct handler_context *ctx, const struct http_reques
         return;
     }
     const char *requested_scope = NULL, *resource = NULL, *audience_param = NULL;
-    if (!optional_param(&form, "scope", &requested_scope, resp, req->arena) ||
-        !optional_param(&form, "resource", &resource, resp, req->arena) ||
-        !optional_param(&form, "audience", &audience_param, resp, req->arena)) {
+    if (!oauth_form_optional(&form, "scope", &requested_scope, resp, req->arena) ||
+        !oauth_form_optional(&form, "resource", &resource, resp, req->arena) ||
+        !oauth_form_optional(&form, "audience", &audience_param, resp, req->arena)) {
         return;
     }
     if (resource != NULL && audience_param != NULL) {
-        invalid_request(resp, "use either resource or audience, not both");
+        oauth_invalid_request(resp, "use either resource or audience, not both");
         return;
     }
     const char *requested_audience = resource != NULL ? resource : audience_param;
 
-    /* 2-4. who is asking */
-    struct credentials creds;
-    if (!read_credentials(req, &form, &creds, resp)) {
-        return;
-    }
-    struct client_cache_entry *entry = find_client(ctx, req, &creds, resp);
-    if (entry == NULL) {
-        return;
-    }
-    if (!secret_ok(ctx, entry, creds.client_secret)) {
-        invalid_client(resp, creds.basic);
-        return;
-    }
-    const struct client_record *client = client_cache_entry_record(entry);
-
-    /* 5. what it may do */
-    if (!client->enabled) {
-        http_response_oauth_error(resp, 400, "unauthorized_client", "the client is disabled");
+    /* 2-5. who is asking, and may it (client_auth.c) */
+    const struct client_record *client = client_authenticate(ctx, req, &form, resp);
+    if (client == NULL) {
         return;
     }
     if (!client->client_credentials_allowed) {
@@ -386,8 +183,9 @@ void token_endpoint_handle(struct handler_context *ctx, const struct http_reques
 
     /* 6. scope and audience */
     const char *granted = NULL;
-    rc = scope_settle(requested_scope, client->allowed_scopes, client->default_scopes, req->arena,
-                      &granted, &error);
+    const char *error = NULL;
+    int rc = scope_settle(requested_scope, client->allowed_scopes, client->default_scopes,
+                          req->arena, &granted, &error);
     if (rc == TK_ERROR) {
         /* Out of memory, or scopes stored for the client are malformed:
          * tokend's fault, never the request's. */

@@ -46,6 +46,7 @@
 #include "tokend/secret_hash.h"
 #include "tokend/signing_key.h"
 #include "tokend/status.h"
+#include "tokend/revocation_registry.h"
 #include "tokend/token_partitions.h"
 
 #define EXIT_USAGE        2
@@ -108,6 +109,7 @@ struct cli {
 struct context {
     const struct cli *cli;
     const char *client_id; /* the ID operand, for commands that take one */
+    char jti[33];          /* the JTI operand, normalised */
     struct tokend_config config;
     PGconn *conn;
     char error[CLIENT_REGISTRY_ERROR_SIZE];
@@ -116,11 +118,12 @@ _Static_assert(CLIENT_REGISTRY_ERROR_SIZE >= TOKEN_PARTITIONS_ERROR_SIZE,
                "context.error must hold every module's messages");
 
 struct command {
-    const char *group; /* first word */
-    const char *name;  /* second word, or NULL for one-word commands */
-    bool takes_id;     /* a client ID operand follows the words */
-    unsigned options;  /* options it accepts beyond the global ones */
-    unsigned required; /* options it cannot run without */
+    const char *group;   /* first word */
+    const char *name;    /* second word, or NULL for one-word commands */
+    const char *operand; /* what the one operand after the words is: "client ID",
+                            "JTI", or NULL for none */
+    unsigned options;    /* options it accepts beyond the global ones */
+    unsigned required;   /* options it cannot run without */
     int (*run)(struct context *ctx);
 };
 
@@ -175,12 +178,14 @@ static void print_help(void)
           "  client rotate-secret ID           give a client a new secret; prints it\n"
           "  client set-scopes ID --scopes \"A B\" [--default-scopes \"A\"]\n"
           "  client disable ID | enable ID | delete ID\n"
+          "  client revoke-all ID              revoke every token the client was issued so far\n"
           "  key generate --alg ES256|RS256|HS256 --out FILE\n"
           "                                    write a new signing key (mode 0600)\n"
           "  admin-token generate --out FILE   write a new admin endpoint token (mode 0600)\n"
           "  tokens count [--client ID]        count the recorded tokens\n"
           "  tokens purge --before YYYY-MM-DD  drop the token records of the days before\n"
           "                                    that UTC date\n"
+          "  tokens revoke JTI                 revoke one recorded token\n"
           "\n"
           "  -c, --config FILE   config file (default " DEFAULT_CONFIG ", if it exists)\n"
           "  --db URL            PostgreSQL URL (else $DATABASE_URL, else database_url)\n"
@@ -647,6 +652,19 @@ static int run_client_delete(struct context *ctx)
     return EXIT_SUCCESS;
 }
 
+static int run_client_revoke_all(struct context *ctx)
+{
+    int status = open_database(ctx);
+    if (status != EXIT_SUCCESS) {
+        return status;
+    }
+    if (client_registry_revoke_all(ctx->conn, ctx->client_id, ctx->error, sizeof(ctx->error)) !=
+        TK_OK) {
+        return fail("%s", ctx->error);
+    }
+    return EXIT_SUCCESS;
+}
+
 static int run_key_generate(struct context *ctx)
 {
     const char *alg_name = ctx->cli->values[OPT_ALG];
@@ -725,26 +743,43 @@ static int run_tokens_purge(struct context *ctx)
     return finish_stdout();
 }
 
+static int run_tokens_revoke(struct context *ctx)
+{
+    int status = open_database(ctx);
+    if (status != EXIT_SUCCESS) {
+        return status;
+    }
+    char client_id[CLIENT_ID_MAX_LEN + 1];
+    if (revocation_registry_revoke_token(ctx->conn, ctx->jti, ctx->config.notify_channel, client_id,
+                                         sizeof(client_id), ctx->error,
+                                         sizeof(ctx->error)) != TK_OK) {
+        return fail("%s", ctx->error);
+    }
+    return EXIT_SUCCESS;
+}
+
 /* ---- dispatch ---- */
 
 static const struct command commands[] = {
-    {"migrate", NULL, false, BIT(OPT_SQL_DIR), 0, run_migrate},
-    {"client", "add", true,
+    {"migrate", NULL, NULL, BIT(OPT_SQL_DIR), 0, run_migrate},
+    {"client", "add", "client ID",
      BIT(OPT_SCOPES) | BIT(OPT_DEFAULT_SCOPES) | BIT(OPT_AUDIENCE) | BIT(OPT_TTL), BIT(OPT_SCOPES),
      run_client_add},
-    {"client", "list", false, 0, 0, run_client_list},
-    {"client", "show", true, 0, 0, run_client_show},
-    {"client", "rotate-secret", true, 0, 0, run_client_rotate_secret},
-    {"client", "set-scopes", true, BIT(OPT_SCOPES) | BIT(OPT_DEFAULT_SCOPES), BIT(OPT_SCOPES),
-     run_client_set_scopes},
-    {"client", "disable", true, 0, 0, run_client_disable},
-    {"client", "enable", true, 0, 0, run_client_enable},
-    {"client", "delete", true, 0, 0, run_client_delete},
-    {"key", "generate", false, BIT(OPT_ALG) | BIT(OPT_OUT), BIT(OPT_ALG) | BIT(OPT_OUT),
+    {"client", "list", NULL, 0, 0, run_client_list},
+    {"client", "show", "client ID", 0, 0, run_client_show},
+    {"client", "rotate-secret", "client ID", 0, 0, run_client_rotate_secret},
+    {"client", "set-scopes", "client ID", BIT(OPT_SCOPES) | BIT(OPT_DEFAULT_SCOPES),
+     BIT(OPT_SCOPES), run_client_set_scopes},
+    {"client", "disable", "client ID", 0, 0, run_client_disable},
+    {"client", "enable", "client ID", 0, 0, run_client_enable},
+    {"client", "delete", "client ID", 0, 0, run_client_delete},
+    {"client", "revoke-all", "client ID", 0, 0, run_client_revoke_all},
+    {"key", "generate", NULL, BIT(OPT_ALG) | BIT(OPT_OUT), BIT(OPT_ALG) | BIT(OPT_OUT),
      run_key_generate},
-    {"admin-token", "generate", false, BIT(OPT_OUT), BIT(OPT_OUT), run_admin_token_generate},
-    {"tokens", "count", false, BIT(OPT_CLIENT), 0, run_tokens_count},
-    {"tokens", "purge", false, BIT(OPT_BEFORE), BIT(OPT_BEFORE), run_tokens_purge},
+    {"admin-token", "generate", NULL, BIT(OPT_OUT), BIT(OPT_OUT), run_admin_token_generate},
+    {"tokens", "count", NULL, BIT(OPT_CLIENT), 0, run_tokens_count},
+    {"tokens", "purge", NULL, BIT(OPT_BEFORE), BIT(OPT_BEFORE), run_tokens_purge},
+    {"tokens", "revoke", "JTI", 0, 0, run_tokens_revoke},
 };
 
 /* Finds the command named by the operands and checks its options and
@@ -783,9 +818,9 @@ static const struct command *find_command(const struct cli *cli)
     snprintf(shown, sizeof(shown), "%s%s%s", command->group, command->name != NULL ? " " : "",
              command->name != NULL ? command->name : "");
     size_t words = command->name != NULL ? 2 : 1;
-    size_t expected = words + (command->takes_id ? 1 : 0);
+    size_t expected = words + (command->operand != NULL ? 1 : 0);
     if (cli->operand_count < expected) {
-        usage_error("%s: missing client ID", shown);
+        usage_error("%s: missing %s", shown, command->operand);
         return NULL;
     }
     if (cli->operand_count > expected) {
@@ -822,7 +857,11 @@ int main(int argc, char **argv)
     if (command == NULL) {
         return EXIT_USAGE;
     }
-    if (command->takes_id) {
+    if (command->operand != NULL && strcmp(command->operand, "JTI") == 0) {
+        if (!revocation_jti_normalize(cli.operands[2], ctx.jti)) {
+            return fail("invalid jti: a token id is 32 hexadecimal digits (or a UUID)");
+        }
+    } else if (command->operand != NULL) {
         ctx.client_id = cli.operands[command->name != NULL ? 2 : 1];
         if (check_client_id(ctx.client_id) != EXIT_SUCCESS) {
             return EXIT_FAILURE;

@@ -38,6 +38,7 @@
 #include "tokend/instance_stats.h"
 #include "tokend/logging.h"
 #include "tokend/monotonic_clock.h"
+#include "tokend/revocation_view.h"
 #include "tokend/router.h"
 #include "tokend/status.h"
 #include "tokend/worker.h"
@@ -89,7 +90,7 @@ static void between_requests(void *context)
     stats_gauge_set(state->handlers.stats, GAUGE_HEARTBEAT_MS, stats_wall_ms());
     int64_t now = monotonic_ms();
     if (now >= state->next_sweep_ms) {
-        client_cache_sweep(state->handlers.cache);
+        cache_admin_sweep(&state->handlers);
         cache_admin_publish_stats(&state->handlers);
         state->next_sweep_ms = now + state->sweep_interval_ms;
     }
@@ -139,6 +140,9 @@ int worker_main(const struct tokend_config *config, const struct key_set *keys,
         log_warn("every stats slot of segment %s is taken: this worker's counters are not shared",
                  segment->name);
     }
+    /* After the ring position above: see revocation_view.c. A failure here
+     * is retried when introspection first needs the set. */
+    revocation_view_ready(&state->handlers);
     rate_limit_init(&state->handlers.admin_limit, config->admin_rate_limit,
                     2 * config->admin_rate_limit, monotonic_ms());
     rate_limit_init(&state->handlers.admin_refused_limit, config->admin_rate_limit,

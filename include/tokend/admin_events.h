@@ -30,13 +30,15 @@ enum admin_event_type {
     ADMIN_EVENT_CLEAR = 1,      /* empty the client cache */
     ADMIN_EVENT_INVALIDATE = 2, /* forget one client (client_id) */
     ADMIN_EVENT_CLEANUP = 3,    /* drop expired entries now */
+    ADMIN_EVENT_REVOKE = 4,     /* a token was revoked (subject = jti, expires_at_s = its exp) */
 };
 
 struct admin_event {
     _Atomic uint64_t seq; /* the sequence number this entry holds; written last */
     int32_t type;         /* enum admin_event_type */
     int32_t reserved;
-    char client_id[TOKEN_RECORD_CLIENT_ID_SIZE];
+    int64_t expires_at_s;                      /* REVOKE: the revoked token's exp (Unix seconds) */
+    char subject[TOKEN_RECORD_CLIENT_ID_SIZE]; /* INVALIDATE: client id; REVOKE: jti */
 };
 
 struct admin_event_ring {
@@ -54,13 +56,21 @@ int admin_event_ring_format(struct admin_event_ring *ring);
 int admin_event_publish(struct admin_event_ring *ring, enum admin_event_type type,
                         const char *client_id, uint64_t *seq);
 
+/* Appends an ADMIN_EVENT_REVOKE for `jti` (1 to TOKEN_RECORD_JTI_SIZE - 1
+ * bytes, else TK_INVALID) of a token that expires at `expires_at_s`.
+ * Otherwise as admin_event_publish. */
+int admin_event_publish_revoke(struct admin_event_ring *ring, const char *jti, int64_t expires_at_s,
+                               uint64_t *seq);
+
 static inline uint64_t admin_event_published(struct admin_event_ring *ring)
 {
     return atomic_load_explicit(&ring->published, memory_order_acquire);
 }
 
-typedef void (*admin_event_apply_fn)(void *context, enum admin_event_type type,
-                                     const char *client_id);
+/* `subject` is "" when the event has none; expires_at_s is 0 but for
+ * ADMIN_EVENT_REVOKE. */
+typedef void (*admin_event_apply_fn)(void *context, enum admin_event_type type, const char *subject,
+                                     int64_t expires_at_s);
 
 /* Applies the events after *applied, oldest first, and advances *applied to
  * the newest. If some were overwritten before this process read them,

@@ -1,6 +1,6 @@
 /*
- * client_cache.h - a worker's process-local cache of client records: a hash
- * table (SipHash with a per-process key) threaded on an LRU list.
+ * client_cache.h - a worker's process-local cache of client records, on the
+ * TTL + LRU core of lru_table.h.
  *
  * - get/put/remove are O(1); the table never resizes (sized from
  *   max_entries at creation).
@@ -27,25 +27,13 @@
 #include <stdint.h>
 
 #include "tokend/client_record.h"
-
-/* Plain counters so they can later live in a shared-memory stats slot. */
-struct client_cache_stats {
-    uint64_t hits;          /* positive entry found and fresh */
-    uint64_t misses;        /* nothing usable found (includes expired) */
-    uint64_t negative_hits; /* fresh negative entry found */
-    uint64_t evictions;     /* entries pushed out by LRU */
-    uint64_t expirations;   /* entries dropped because their TTL ran out */
-    uint64_t size;          /* entries now held, positive and negative */
-};
-
-/* Milliseconds on a monotonic clock. */
-typedef int64_t (*client_cache_clock_fn)(void *context);
+#include "tokend/lru_table.h"
 
 struct client_cache_options {
-    size_t max_entries;          /* >= 1 */
-    int64_t ttl_ms;              /* > 0 */
-    int64_t negative_ttl_ms;     /* > 0 */
-    client_cache_clock_fn clock; /* NULL = CLOCK_MONOTONIC */
+    size_t max_entries;      /* >= 1 */
+    int64_t ttl_ms;          /* > 0 */
+    int64_t negative_ttl_ms; /* > 0 */
+    cache_clock_fn clock;    /* NULL = CLOCK_MONOTONIC */
     void *clock_context;
 };
 
@@ -106,6 +94,6 @@ void client_cache_remember_secret(const struct client_cache *cache,
                                   struct client_cache_entry *entry, const char *secret);
 
 /* The live counters; `size` is kept current. Cannot fail. */
-const struct client_cache_stats *client_cache_get_stats(const struct client_cache *cache);
+const struct cache_stats *client_cache_get_stats(const struct client_cache *cache);
 
 #endif

@@ -116,6 +116,13 @@ int client_registry_set_enabled(PGconn *conn, const char *client_id, bool enable
 /* Deletes the client. Codes as above. */
 int client_registry_delete(PGconn *conn, const char *client_id, char *error, size_t error_size);
 
+/* Sets the client's tokens_not_before to now (`tokenctl client
+ * revoke-all`): every token it was issued until now is inactive. Announced
+ * like every change, so each worker forgets the client and its cached
+ * introspection answers. TK_OK, TK_NOT_FOUND, TK_INVALID (bad id) or an
+ * error as above. */
+int client_registry_revoke_all(PGconn *conn, const char *client_id, char *error, size_t error_size);
+
 /* Makes this session's change notices go to `channel` (the config's
  * notify_channel) instead of tokend_clients. TK_OK or TK_ERROR (error set). */
 int client_registry_set_notify_channel(PGconn *conn, const char *channel, char *error,

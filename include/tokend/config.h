@@ -85,6 +85,12 @@ struct tokend_config {
     int64_t cache_negative_ttl_s;   /* default 30 */
     int cache_max_entries;          /* default 5000 */
     int64_t cache_sweep_interval_s; /* default 60 */
+
+    /* introspection (RFC 7662) and revocation (RFC 7009) */
+    int64_t clock_skew_s;              /* leeway on exp/iat of introspected tokens, default 30 */
+    int64_t introspect_cache_ttl_s;    /* positive answers (capped by exp), default 300 */
+    int64_t introspect_negative_ttl_s; /* inactive answers, default 60 */
+    int introspect_cache_max_entries;  /* default 10000 */
 };
 
 /* Fills every field with its default (strings are heap copies). Returns

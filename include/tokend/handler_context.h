@@ -14,8 +14,10 @@
 #include "tokend/client_cache.h"
 #include "tokend/config.h"
 #include "tokend/db_conn.h"
+#include "tokend/introspection_cache.h"
 #include "tokend/key_set.h"
 #include "tokend/rate_limit.h"
+#include "tokend/revocation_set.h"
 #include "tokend/shm_segment.h"
 #include "tokend/token_queue.h"
 
@@ -43,6 +45,14 @@ struct handler_context {
     struct buffer metadata_json; /* RFC 8414 document, rendered once */
     struct buffer token_scratch; /* the JWT being built, reused */
 
+    /* Introspection and revocation (owned by the context). */
+    struct introspection_cache *introspection; /* answers, keyed by SHA-256 of the token */
+    struct revocation_set *revoked;            /* revoked jtis (revocation_view.c) */
+    bool revocations_loaded;                   /* the revocations table was read at least once */
+    bool revocations_stale;                    /* events may have been missed: read it again */
+    bool revocations_stale_logged;             /* the failure to read it again was logged */
+    int64_t revocations_retry_ms;              /* monotonic: no reading before this */
+
     /* The instance, set by the worker after init; NULL when the handlers
      * run on their own (unit tests): then the admin, health and metrics
      * endpoints answer 503 and nothing is counted. */
@@ -55,9 +65,10 @@ struct handler_context {
     int worker_count;                      /* workers the instance should have */
 };
 
-/* Fills the context and renders the discovery document. Returns TK_OK or
- * TK_ERROR (out of memory; the context is then safe to free). The cache,
- * db connection and queue are the caller's and are not freed here. */
+/* Fills the context, creates its introspection cache and revocation set,
+ * and renders the discovery document. Returns TK_OK or TK_ERROR (out of
+ * memory; the context is then safe to free). The client cache, db
+ * connection and queue are the caller's and are not freed here. */
 int handler_context_init(struct handler_context *ctx, const struct tokend_config *config,
                          const struct key_set *keys, struct client_cache *cache, struct db_conn *db,
                          struct token_queue *queue);

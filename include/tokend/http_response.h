@@ -29,6 +29,10 @@ void http_response_free(struct http_response *resp);
  * are always our own constants or numbers). */
 void http_response_add_header(struct http_response *resp, const char *name, const char *value);
 
+/* Cache-Control: no-store and Pragma: no-cache, for answers that carry or
+ * describe tokens (RFC 6749 §5.1). */
+void http_response_no_store(struct http_response *resp);
+
 /* Sets status and a JSON body copied from `json`. */
 void http_response_json(struct http_response *resp, int status, const char *json);
 

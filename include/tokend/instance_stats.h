@@ -50,6 +50,34 @@ enum stat_counter {
     STAT_FLUSH_ERRORS,         /* batches that failed and were retried (flusher) */
     STAT_LATENCY_SUM_US,       /* token endpoint: sum of handling times */
     STAT_ADMIN_EVENTS_APPLIED, /* admin events this process applied */
+    /* introspection answers by outcome, in the order of enum
+     * introspection_outcome (token_introspection.h) */
+    STAT_INTROSPECT_ACTIVE,
+    STAT_INTROSPECT_MALFORMED,
+    STAT_INTROSPECT_UNKNOWN_KEY,
+    STAT_INTROSPECT_BAD_ALG,
+    STAT_INTROSPECT_BAD_SIGNATURE,
+    STAT_INTROSPECT_WRONG_ISSUER,
+    STAT_INTROSPECT_EXPIRED,
+    STAT_INTROSPECT_NOT_YET_VALID,
+    STAT_INTROSPECT_REVOKED,
+    STAT_INTROSPECT_CLIENT_REVOKED,
+    STAT_INTROSPECT_CLIENT_GONE,
+    STAT_INTROSPECT_CACHED_INACTIVE,
+    STAT_INTROSPECT_UNAVAILABLE,
+    STAT_INTROSPECT_REFUSED, /* 4xx: bad request, client not authenticated or not allowed */
+    /* revocation answers */
+    STAT_REVOKE_REVOKED,     /* recorded and announced */
+    STAT_REVOKE_NOT_OWNER,   /* 200, no effect: the token is another client's */
+    STAT_REVOKE_INACTIVE,    /* 200, no effect: invalid, expired or already revoked */
+    STAT_REVOKE_UNAVAILABLE, /* 503: the database could not record it */
+    STAT_REVOKE_REFUSED,     /* 4xx */
+    /* the introspection (validation) cache, like the client cache above */
+    STAT_ICACHE_HITS,
+    STAT_ICACHE_MISSES,
+    STAT_ICACHE_NEGATIVE_HITS,
+    STAT_ICACHE_EVICTIONS,
+    STAT_ICACHE_EXPIRATIONS,
     STAT_COUNTER_COUNT
 };
 
@@ -61,8 +89,21 @@ enum stat_gauge {
     GAUGE_DB_LAST_OK_MS,  /* flusher: wall-clock ms of the last working contact */
     GAUGE_HEARTBEAT_MS,   /* wall-clock ms the process last went round its loop */
     GAUGE_QUEUE_OLDEST_S, /* flusher: issued_at of the oldest queued record, 0 = none */
+    GAUGE_ICACHE_SIZE,    /* entries in this worker's introspection cache */
+    GAUGE_REVOKED_JTIS,   /* revoked token ids this worker holds */
     GAUGE_COUNT
 };
+
+/* Where each cache's counters live, for the readers (admin stats,
+ * metrics): the client cache and the introspection cache have the same
+ * counters. */
+struct stat_cache_layout {
+    const char *name; /* "clients", "introspection" */
+    enum stat_counter hits, misses, negative_hits, evictions, expirations;
+    enum stat_gauge size;
+};
+#define STAT_CACHE_COUNT 2
+extern const struct stat_cache_layout stat_caches[STAT_CACHE_COUNT];
 
 /* Token endpoint latency: upper bounds in microseconds; one more bucket
  * counts what is above the last (+Inf). Counts are per bucket, not

@@ -29,7 +29,7 @@
 #include "tokend/token_queue.h"
 
 #define SHM_SEGMENT_MAGIC          UINT64_C(0x31514e454b4f5424) /* "$TOKENQ1" */
-#define SHM_SEGMENT_LAYOUT_VERSION 2
+#define SHM_SEGMENT_LAYOUT_VERSION 3
 #define SHM_SEGMENT_NAME_MAX       200
 
 struct shm_segment_header {

@@ -365,7 +365,11 @@ def assert_complete(resp, action, workers, **fields):
     assert resp.headers.get("Content-Type") == JSON_TYPE, resp
     body = resp.json()
     assert body["action"] == action, body
-    assert body["cache"] == "clients", body
+    # The cache acted on: invalidate is the client cache's; clear names the
+    # one cache asked for, else "all" (clients and introspection answers),
+    # as cleanup always does.
+    default_cache = "clients" if action == "invalidate" else "all"
+    assert body["cache"] == fields.pop("cache", default_cache), body
     assert body["scope"] == fields.pop("scope", "instance"), body
     assert body["complete"] is True, body
     assert body["workers"] == workers and body["applied"] == workers, body
@@ -399,9 +403,9 @@ def test_clear_invalidate_and_cleanup_reach_every_worker(build_dir, pg, keys, ma
             assert cache_of(worker)["size"] == 0, worker
             assert worker["events_applied"] >= body["seq"], worker
 
-        # clear?cache=clients: the same, for the one cache there is.
+        # clear?cache=clients: the client cache only.
         warm(stack, admin, [a, b], 2)
-        assert_complete(admin.act("clear", "cache=clients"), "clear", 2)
+        assert_complete(admin.act("clear", "cache=clients"), "clear", 2, cache="clients")
         for worker in admin.workers().values():
             assert cache_of(worker)["size"] == 0, worker
 
@@ -790,6 +794,10 @@ EXPECTED_FAMILIES = {
     "tokend_flusher_up": "gauge",
     "tokend_processes_retired_total": "counter",
     "tokend_admin_events_total": "counter",
+    "tokend_introspections_total": "counter",
+    "tokend_introspection_refused_total": "counter",
+    "tokend_revocations_total": "counter",
+    "tokend_revoked_tokens": "gauge",
 }
 TOKEN_ERRORS = ("invalid_request", "invalid_client", "unauthorized_client",
                 "unsupported_grant_type", "invalid_scope", "invalid_target",

@@ -580,14 +580,14 @@ def test_leftover_segment_of_another_capacity_or_layout_is_refused(build_dir, pg
 
         # Same size, another layout version in the header: refused too.
         tampered = bytearray(original)
-        assert int.from_bytes(tampered[8:12], "little") == 2  # layout_version
+        assert int.from_bytes(tampered[8:12], "little") == 3  # layout_version (shm_segment.h)
         tampered[8:12] = (99).to_bytes(4, "little")
         path.write_bytes(bytes(tampered))
         code, log = start_tokend_expecting_failure(tokend, tokend.config_path)
         assert code == 1, log
         assert re.search(rf"error: shared memory segment {re.escape(name)} was made by pid \d+ "
                          r"with layout 99, queue_capacity 16, \d+ bytes; this tokend needs "
-                         r"layout 2, queue_capacity 16", log), log
+                         r"layout 3, queue_capacity 16", log), log
         assert path.read_bytes() == bytes(tampered), "the refused start changed the segment"
         assert token_row_count(pg, [client[0]]) == 1
         path.write_bytes(original)

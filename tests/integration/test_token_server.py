@@ -366,9 +366,15 @@ def test_metadata_document(request, name, alg):
         "issuer": stack.issuer,
         "token_endpoint": f"{stack.issuer}/oauth/token",
         "jwks_uri": f"{stack.issuer}/.well-known/jwks.json",
+        "introspection_endpoint": f"{stack.issuer}/oauth/introspect",
+        "revocation_endpoint": f"{stack.issuer}/oauth/revoke",
         "response_types_supported": [],
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic",
+                                                          "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic",
+                                                       "client_secret_post"],
         "access_token_signing_alg_values_supported": [alg],
     }
 

@@ -106,7 +106,8 @@ def test_migrate_twice(pg, tokenctl):
                       dbname="migrate_twice")
     assert [c[0] for c in columns] == [
         "client_id", "secret_hash", "allowed_scopes", "default_scopes", "audiences",
-        "token_ttl_s", "grant_types", "enabled", "created_at", "updated_at"]
+        "token_ttl_s", "grant_types", "enabled", "created_at", "updated_at",
+        "tokens_not_before"]
 
 
 def test_migrate_sql_dir_option_and_env(pg, tokenctl, tmp_path):

@@ -26,8 +26,10 @@ struct applied_log {
     size_t count;
 };
 
-static void record(void *context, enum admin_event_type type, const char *client_id)
+static void record(void *context, enum admin_event_type type, const char *client_id,
+                   int64_t expires_at_s)
 {
+    (void)expires_at_s;
     struct applied_log *log = context;
     if (log->count < 1024) {
         log->types[log->count] = (int)type;

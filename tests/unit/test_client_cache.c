@@ -57,7 +57,7 @@ static void check_stats(const struct client_cache *cache, uint64_t hits, uint64_
                         uint64_t negative_hits, uint64_t evictions, uint64_t expirations,
                         uint64_t size)
 {
-    const struct client_cache_stats *stats = client_cache_get_stats(cache);
+    const struct cache_stats *stats = client_cache_get_stats(cache);
     CHECK_INT(stats->hits, hits);
     CHECK_INT(stats->misses, misses);
     CHECK_INT(stats->negative_hits, negative_hits);
@@ -703,7 +703,7 @@ static void test_chains_in_small_tables(void)
                 CHECK_INT(put_id(cache, id), TK_OK);
             }
         }
-        const struct client_cache_stats *stats = client_cache_get_stats(cache);
+        const struct cache_stats *stats = client_cache_get_stats(cache);
         CHECK_INT(stats->size, max_entries);
         CHECK_INT(stats->evictions, 500 - max_entries);
         client_cache_destroy(cache);

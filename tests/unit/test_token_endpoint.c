@@ -6,6 +6,17 @@
  * a port nobody listens on, so a cache miss shows the 503 path. Issued
  * tokens are decoded and their claims checked; signature verification of
  * the JWS itself is covered by test_jwt_issuer.
+ *
+ * Introspection and revocation are driven the same way: tokens come from
+ * the token endpoint (or are forged from one), the resource server "rs"
+ * holds the scope tokend:introspect, and the wall clock is a variable the
+ * tests move (the validation cache's own TTLs run on the monotonic clock,
+ * so moving it past a token's exp tests the re-check on every hit, not the
+ * cache's expiry). With the database down the worker has never read the
+ * revocations table, so introspection answers 503 until a test sets
+ * ctx.revocations_loaded; a revocation cannot be recorded (503). The worker
+ * claims a stats slot in the test segment so each inactive answer can be
+ * tied to its reason, which the answer itself never tells.
  */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -17,7 +28,13 @@
 #include "tokend/config.h"
 #include "tokend/db_conn.h"
 #include "tokend/handler_context.h"
+#include "tokend/instance_stats.h"
+#include "tokend/introspect_endpoint.h"
+#include "tokend/introspection_cache.h"
+#include "tokend/jwt_issuer.h"
 #include "tokend/key_set.h"
+#include "tokend/revocation_set.h"
+#include "tokend/revocation_view.h"
 #include "tokend/router.h"
 #include "tokend/secret_hash.h"
 #include "tokend/shm_segment.h"
@@ -38,27 +55,37 @@ static struct shm_segment segment;
 static char segment_name[64];
 static char workdir[] = "/tmp/tokend-test-endpoint-XXXXXX";
 
-static int64_t fixed_now(void)
+/* The wall clock of the handlers: START_S unless a test moves it (and
+ * puts it back). */
+#define START_S INT64_C(1700000000)
+static int64_t clock_now_s = START_S;
+
+static int64_t test_clock(void)
 {
-    return 1700000000;
+    return clock_now_s;
+}
+
+/* Caches `record` (with the hash of good_secret) as the database would. */
+static void put_record(struct client_record record)
+{
+    char hash[SECRET_HASH_MAX_LEN];
+    CHECK_INT(secret_hash_create(good_secret, SECRET_HASH_MIN_ITERATIONS, hash), TK_OK);
+    record.secret_hash = hash;
+    CHECK_INT(client_cache_put(cache, &record, NULL), TK_OK);
 }
 
 static void put_client(const char *id, const char *allowed, const char *defaults,
                        const char *audiences, int64_t ttl, bool enabled, bool grant)
 {
-    char hash[SECRET_HASH_MAX_LEN];
-    CHECK_INT(secret_hash_create(good_secret, SECRET_HASH_MIN_ITERATIONS, hash), TK_OK);
-    struct client_record record = {
+    put_record((struct client_record){
         .client_id = id,
-        .secret_hash = hash,
         .allowed_scopes = allowed,
         .default_scopes = defaults,
         .audiences = audiences,
         .token_ttl_s = ttl,
         .enabled = enabled,
         .client_credentials_allowed = grant,
-    };
-    CHECK_INT(client_cache_put(cache, &record, NULL), TK_OK);
+    });
 }
 
 static void setup(void)
@@ -88,7 +115,9 @@ static void setup(void)
     CHECK_INT(shm_segment_open(&segment, segment_name, 16, SHM_SEGMENT_OWN, error, sizeof(error)),
               TK_OK);
     CHECK_INT(handler_context_init(&ctx, &config, &keys, cache, db, &segment.queue), TK_OK);
-    ctx.now_s = fixed_now;
+    ctx.now_s = test_clock;
+    ctx.stats = stats_slot_claim(segment.stats, getpid(), STAT_ROLE_WORKER, 0);
+    CHECK(ctx.stats != NULL);
     arena_init(&arena, 4096);
     http_response_init(&resp);
     put_client("svc", "read write admin", "read", "", 0, true, true);
@@ -96,6 +125,9 @@ static void setup(void)
     put_client("off", "read", "read", "", 0, false, true);
     put_client("nogrant", "read", "read", "", 0, true, false);
     put_client("id:with+odd", "read", "read", "", 0, true, true);
+    put_client("rs", "tokend:introspect", "", "", 0, true, false);
+    put_client("rs-off", "tokend:introspect", "", "", 0, false, false);
+    put_client("victim", "read", "read", "", 0, true, true);
 }
 
 static void teardown(void)
@@ -179,25 +211,30 @@ static void expect_error(int status, const char *error)
     CHECK(has_header("Cache-Control: no-store\r\n"));
 }
 
+/* Decodes the claims of a compact JWS (the caller deletes them), or NULL. */
+static cJSON *decode_claims(const char *token)
+{
+    const char *first = strchr(token, '.');
+    const char *second = first != NULL ? strchr(first + 1, '.') : NULL;
+    if (second == NULL) {
+        return NULL;
+    }
+    uint8_t payload[2048];
+    int len =
+        base64url_decode(first + 1, (size_t)(second - first - 1), payload, sizeof(payload) - 1);
+    if (len <= 0) {
+        return NULL;
+    }
+    payload[len] = '\0';
+    return cJSON_Parse((const char *)payload);
+}
+
 /* Decodes the access token's claims from the response body. */
 static cJSON *token_claims(void)
 {
     cJSON *json = cJSON_Parse(resp.body.data);
     const cJSON *token = cJSON_GetObjectItemCaseSensitive(json, "access_token");
-    cJSON *claims = NULL;
-    if (cJSON_IsString(token)) {
-        const char *first = strchr(token->valuestring, '.');
-        const char *second = first != NULL ? strchr(first + 1, '.') : NULL;
-        if (second != NULL) {
-            uint8_t payload[2048];
-            int len = base64url_decode(first + 1, (size_t)(second - first - 1), payload,
-                                       sizeof(payload) - 1);
-            if (len > 0) {
-                payload[len] = '\0';
-                claims = cJSON_Parse((const char *)payload);
-            }
-        }
-    }
+    cJSON *claims = cJSON_IsString(token) ? decode_claims(token->valuestring) : NULL;
     cJSON_Delete(json);
     return claims;
 }
