@@ -76,20 +76,20 @@ void cache_admin_publish_stats(struct handler_context *ctx)
     if (slot == NULL) {
         return;
     }
-    const struct cache_stats *cache = client_cache_get_stats(ctx->cache);
-    stats_set(slot, STAT_CACHE_HITS, cache->hits);
-    stats_set(slot, STAT_CACHE_MISSES, cache->misses);
-    stats_set(slot, STAT_CACHE_NEGATIVE_HITS, cache->negative_hits);
-    stats_set(slot, STAT_CACHE_EVICTIONS, cache->evictions);
-    stats_set(slot, STAT_CACHE_EXPIRATIONS, cache->expirations);
-    stats_gauge_set(slot, GAUGE_CACHE_SIZE, (int64_t)cache->size);
-    const struct cache_stats *answers = introspection_cache_get_stats(ctx->introspection);
-    stats_set(slot, STAT_ICACHE_HITS, answers->hits);
-    stats_set(slot, STAT_ICACHE_MISSES, answers->misses);
-    stats_set(slot, STAT_ICACHE_NEGATIVE_HITS, answers->negative_hits);
-    stats_set(slot, STAT_ICACHE_EVICTIONS, answers->evictions);
-    stats_set(slot, STAT_ICACHE_EXPIRATIONS, answers->expirations);
-    stats_gauge_set(slot, GAUGE_ICACHE_SIZE, (int64_t)answers->size);
+    /* In the order of stat_caches (instance_stats.c). */
+    const struct cache_stats *by_cache[STAT_CACHE_COUNT] = {
+        client_cache_get_stats(ctx->cache),
+        introspection_cache_get_stats(ctx->introspection),
+    };
+    for (size_t i = 0; i < STAT_CACHE_COUNT; i++) {
+        const struct stat_cache_layout *layout = &stat_caches[i];
+        stats_set(slot, layout->hits, by_cache[i]->hits);
+        stats_set(slot, layout->misses, by_cache[i]->misses);
+        stats_set(slot, layout->negative_hits, by_cache[i]->negative_hits);
+        stats_set(slot, layout->evictions, by_cache[i]->evictions);
+        stats_set(slot, layout->expirations, by_cache[i]->expirations);
+        stats_gauge_set(slot, layout->size, (int64_t)by_cache[i]->size);
+    }
 }
 
 void cache_admin_apply(struct handler_context *ctx)

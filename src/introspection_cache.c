@@ -98,21 +98,16 @@ static struct introspection_cache_entry *entry_new(const uint8_t *key,
 struct introspection_cache *
 introspection_cache_create(const struct introspection_cache_options *options)
 {
-    if (options == NULL || options->max_entries < 1 || options->ttl_ms <= 0 ||
-        options->negative_ttl_ms <= 0) {
+    if (options == NULL) {
         return NULL;
     }
     struct introspection_cache *cache = calloc(1, sizeof(*cache));
     if (cache == NULL) {
         return NULL;
     }
-    const struct lru_table_options table_options = {
-        .max_entries = options->max_entries,
-        .free_node = entry_free,
-        .clock = options->clock,
-        .clock_context = options->clock_context,
-    };
-    cache->table = lru_table_create(&table_options);
+    cache->table =
+        lru_table_create_cache(options->max_entries, options->ttl_ms, options->negative_ttl_ms,
+                               options->clock, options->clock_context, entry_free);
     if (cache->table == NULL) {
         free(cache);
         return NULL;

@@ -171,6 +171,22 @@ struct lru_table *lru_table_create(const struct lru_table_options *options)
     return table;
 }
 
+struct lru_table *lru_table_create_cache(size_t max_entries, int64_t ttl_ms,
+                                         int64_t negative_ttl_ms, cache_clock_fn clock,
+                                         void *clock_context, lru_node_free_fn free_node)
+{
+    if (max_entries < 1 || ttl_ms <= 0 || negative_ttl_ms <= 0) {
+        return NULL;
+    }
+    const struct lru_table_options options = {
+        .max_entries = max_entries,
+        .free_node = free_node,
+        .clock = clock,
+        .clock_context = clock_context,
+    };
+    return lru_table_create(&options);
+}
+
 void lru_table_destroy(struct lru_table *table)
 {
     if (table == NULL) {

@@ -77,6 +77,14 @@ struct lru_table;
  * hash key (logged). */
 struct lru_table *lru_table_create(const struct lru_table_options *options);
 
+/* For a cache with positive and negative entries: a table of at most
+ * `max_entries` (>= 1) entries, or NULL when that or a TTL (> 0 each) is
+ * invalid, or creation fails. The TTLs are only checked here; the cache
+ * keeps them. */
+struct lru_table *lru_table_create_cache(size_t max_entries, int64_t ttl_ms,
+                                         int64_t negative_ttl_ms, cache_clock_fn clock,
+                                         void *clock_context, lru_node_free_fn free_node);
+
 /* Frees every entry (through free_node) and the table. NULL is allowed. */
 void lru_table_destroy(struct lru_table *table);
 
