@@ -462,3 +462,50 @@ def test_disabled_client_tokens_are_inactive_until_enabled(stack, tokenctl, make
     assert tokenctl("client", "enable", owner[0]).returncode == 0
     wait_until(lambda: is_active(stack, token, resource_server), REVOCATION_PROPAGATION_S,
                message="the token to be active again")
+
+
+@pytest.mark.parametrize("alg", ["RS256", "HS256"])
+def test_other_algorithms(build_dir, pg, keys, admin_token, app, resource_server, alg):
+    """RS256 and HS256 instances (HS256 is what resource servers that cannot
+    verify a JWT themselves meet): genuine tokens are active, a token whose
+    header claims another algorithm is not."""
+    with segment_stack(build_dir, pg, keys, alg=alg, workers=1,
+                       settings=settings(admin_token)) as single:
+        token = new_token(single, app)
+        header, claims, signature = split(token)
+        assert header["alg"] == alg
+        assert is_active(single, token, resource_server)
+        other = "HS256" if alg == "RS256" else "RS256"
+        head = b64url_json({**header, "alg": other})
+        assert not is_active(single, f"{head}.{token.split('.')[1]}.{signature}", resource_server)
+        flipped = signature[:5] + ("A" if signature[5] != "A" else "B") + signature[6:]
+        assert not is_active(single, f"{token.rsplit('.', 1)[0]}.{flipped}", resource_server)
+        assert is_active(single, token, resource_server)
+
+
+def test_never_active_without_the_revocations(build_dir, pg, keys, admin_token, app,
+                                              resource_server, stack):
+    """A worker that could not read the revocations table (PostgreSQL down
+    when it started) cannot know whether a token was revoked: it answers
+    503, never "active", and serves normally once the database is back."""
+    token = new_token(stack, app)
+    revoked = new_token(stack, app)
+    assert revoke(stack, revoked, app).status == 200
+    pg.stop()
+    try:
+        with segment_stack(build_dir, pg, keys, workers=1,
+                           settings=settings(admin_token, issuer=stack.issuer,
+                                             db_retry_interval_ms="200")) as cold:
+            for candidate in (token, revoked):
+                resp = introspect(cold, candidate, resource_server)
+                assert resp.status == 503, resp
+                assert resp.json()["error"] == "temporarily_unavailable"
+                assert resp.headers.get("Retry-After")
+            pg.start()
+            wait_until(lambda: introspect(cold, token, resource_server).status == 200, SOON_S,
+                       interval_s=0.2, message="introspection to work again")
+            assert is_active(cold, token, resource_server)
+            assert not is_active(cold, revoked, resource_server)
+    finally:
+        if not pg.running:
+            pg.start()
