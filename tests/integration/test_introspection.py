@@ -509,3 +509,20 @@ def test_never_active_without_the_revocations(build_dir, pg, keys, admin_token, 
     finally:
         if not pg.running:
             pg.start()
+
+
+def test_expired_revocations_are_purged_with_the_partitions(build_dir, pg, keys, admin_token,
+                                                            migrated_db):
+    """The flusher's partition maintenance (at start, then hourly) deletes
+    revocations whose token expired over an hour ago, and keeps the rest."""
+    old, recent, live = ("a" * 32, "b" * 32, "c" * 32)
+    pg.psql("DELETE FROM revocations WHERE jti IN (%s, %s, %s)", (old, recent, live))
+    pg.psql("INSERT INTO revocations (jti, client_id, expires_at) VALUES"
+            " (%s, 'x', now() - interval '2 hours'), (%s, 'x', now() - interval '10 minutes'),"
+            " (%s, 'x', now() + interval '1 hour')", (old, recent, live))
+    with segment_stack(build_dir, pg, keys, workers=1, settings=settings(admin_token)):
+        wait_until(lambda: pg.psql("SELECT 1 FROM revocations WHERE jti = %s", (old,)) == [],
+                   SOON_S, message="the old revocation to be purged")
+        kept = pg.psql("SELECT jti FROM revocations WHERE jti IN (%s, %s) ORDER BY jti",
+                       (recent, live))
+        assert [row[0] for row in kept] == [recent, live]
