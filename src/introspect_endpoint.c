@@ -28,8 +28,11 @@ static void answer_active(struct handler_context *ctx, const struct introspectio
 {
     struct buffer *body = &resp->body;
     buffer_reset(body);
-    buffer_append_str(body, "{\"active\":true,\"scope\":");
-    buffer_append_json_string(body, data->scope);
+    buffer_append_str(body, "{\"active\":true");
+    if (data->scope[0] != '\0') { /* like the token: no scope claim when none was granted */
+        buffer_append_str(body, ",\"scope\":");
+        buffer_append_json_string(body, data->scope);
+    }
     buffer_append_str(body, ",\"client_id\":");
     buffer_append_json_string(body, data->client_id);
     buffer_append_str(body, ",\"sub\":");

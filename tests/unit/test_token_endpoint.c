@@ -570,6 +570,685 @@ static void test_serialization(void)
     buffer_free(&out);
 }
 
+/* --- POST /oauth/introspect and POST /oauth/revoke --- */
+
+#define TOKEN_SIZE 2048
+#define FORM_TYPE  "application/x-www-form-urlencoded"
+
+/* Issues a token to `client` (extra form parameters in `params`, "" for
+ * none) into `token`, and empties the queue so that tests never fill it. */
+static void issue_token(const char *client, const char *params, char token[TOKEN_SIZE])
+{
+    char body[256];
+    snprintf(body, sizeof(body), "grant_type=client_credentials%s", params);
+    post_form(basic(client, good_secret), body);
+    CHECK_INT(resp.status, 200);
+    token[0] = '\0';
+    cJSON *json = cJSON_Parse(resp.body.data);
+    const cJSON *access = cJSON_GetObjectItemCaseSensitive(json, "access_token");
+    if (cJSON_IsString(access)) {
+        snprintf(token, TOKEN_SIZE, "%s", access->valuestring);
+    }
+    cJSON_Delete(json);
+    CHECK(token[0] != '\0');
+    drain_queue(NULL);
+}
+
+/* The string claim `name` of `token` into `out` ("" when absent). */
+static void token_claim(const char *token, const char *name, char *out, size_t size)
+{
+    cJSON *claims = decode_claims(token);
+    const char *value = claim_string(claims, name);
+    snprintf(out, size, "%s", value != NULL ? value : "");
+    cJSON_Delete(claims);
+}
+
+static int64_t token_exp(const char *token)
+{
+    cJSON *claims = decode_claims(token);
+    int64_t exp = (int64_t)claim_number(claims, "exp");
+    cJSON_Delete(claims);
+    return exp;
+}
+
+/* POSTs `body` as a form to `path` as `client` (Basic, good secret; NULL:
+ * no Authorization header). */
+static void post_as(const char *path, const char *client, const char *body)
+{
+    send_request("POST", path, FORM_TYPE, client != NULL ? basic(client, good_secret) : NULL, body);
+}
+
+/* Introspects `token` as `client`. Tokens are base64url and dots, which
+ * need no form encoding. */
+static void introspect_as(const char *client, const char *token)
+{
+    char body[TOKEN_SIZE + 16];
+    snprintf(body, sizeof(body), "token=%s", token);
+    post_as("/oauth/introspect", client, body);
+}
+
+static void introspect(const char *token)
+{
+    introspect_as("rs", token);
+}
+
+static void revoke_as(const char *client, const char *token)
+{
+    char body[TOKEN_SIZE + 16];
+    snprintf(body, sizeof(body), "token=%s", token);
+    post_as("/oauth/revoke", client, body);
+}
+
+static uint64_t counted(enum stat_counter counter)
+{
+    return ctx.stats != NULL ? atomic_load(&ctx.stats->counters[counter]) : 0;
+}
+
+/* A copy of the validation cache's counters, taken before a request. */
+static struct cache_stats icache(void)
+{
+    return *introspection_cache_get_stats(ctx.introspection);
+}
+
+/* True when the answer is exactly {"active":false}, not to be stored;
+ * prints the answer otherwise. */
+static bool answered_inactive(void)
+{
+    bool ok = resp.status == 200 && resp.body.data != NULL &&
+              strcmp(resp.body.data, "{\"active\":false}") == 0 &&
+              has_header("Cache-Control: no-store\r\n");
+    if (!ok) {
+        fprintf(stderr, "expected 200 {\"active\":false}, got %d %s\n", resp.status,
+                resp.body.data != NULL ? resp.body.data : "");
+    }
+    return ok;
+}
+
+/* Introspects `token` as "rs": true when the answer is {"active":false}
+ * and `reason` was counted for it. */
+static bool inactive_because(const char *token, enum stat_counter reason)
+{
+    uint64_t before = counted(reason);
+    introspect(token);
+    bool ok = answered_inactive();
+    if (counted(reason) != before + 1) {
+        fprintf(stderr, "reason %s was not counted\n", stat_counter_name(reason));
+        ok = false;
+    }
+    return ok;
+}
+
+/* True when the answer is 200 active, not to be stored, with
+ * token_type Bearer and exactly the claims of `token`: every other member
+ * is a claim of the token with the same value, and every claim is there.
+ * Prints what differs otherwise. */
+static bool answered_active(const char *token)
+{
+    bool ok = resp.status == 200 && has_header("Cache-Control: no-store\r\n");
+    cJSON *answer = cJSON_Parse(resp.body.data);
+    cJSON *claims = decode_claims(token);
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(answer, "token_type");
+    ok = ok && claims != NULL && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(answer, "active")) &&
+         cJSON_IsString(type) && strcmp(type->valuestring, "Bearer") == 0;
+    const cJSON *member = NULL;
+    cJSON_ArrayForEach(member, answer)
+    {
+        if (strcmp(member->string, "active") != 0 && strcmp(member->string, "token_type") != 0 &&
+            !cJSON_Compare(member, cJSON_GetObjectItemCaseSensitive(claims, member->string),
+                           true)) {
+            fprintf(stderr, "answer member \"%s\" is not the token's\n", member->string);
+            ok = false;
+        }
+    }
+    cJSON_ArrayForEach(member, claims)
+    {
+        if (cJSON_GetObjectItemCaseSensitive(answer, member->string) == NULL) {
+            fprintf(stderr, "claim \"%s\" missing from the answer\n", member->string);
+            ok = false;
+        }
+    }
+    if (!ok) {
+        fprintf(stderr, "answer: %d %s\n", resp.status,
+                resp.body.data != NULL ? resp.body.data : "");
+    }
+    cJSON_Delete(answer);
+    cJSON_Delete(claims);
+    return ok;
+}
+
+/* `token` with its header replaced by `header_json` and, when `signature`
+ * is not NULL, its signature by that text. */
+static void forge(const char *token, const char *header_json, const char *signature,
+                  char out[TOKEN_SIZE])
+{
+    char header[512];
+    CHECK(base64url_encode((const uint8_t *)header_json, strlen(header_json), header,
+                           sizeof(header)) > 0);
+    const char *payload = strchr(token, '.');
+    const char *sig = payload != NULL ? strchr(payload + 1, '.') : NULL;
+    CHECK(sig != NULL);
+    if (sig == NULL) {
+        out[0] = '\0';
+        return;
+    }
+    if (signature == NULL) {
+        snprintf(out, TOKEN_SIZE, "%s%s", header, payload);
+    } else {
+        snprintf(out, TOKEN_SIZE, "%s%.*s.%s", header, (int)(sig - payload), payload, signature);
+    }
+}
+
+/* A token with these claims signed by our own signing key (for claims the
+ * token endpoint never issues). */
+static void sign_token(const char *iss, const char *sub, const char *client, int64_t iat,
+                       char out[TOKEN_SIZE])
+{
+    char jti[JWT_JTI_SIZE];
+    CHECK_INT(jwt_new_jti(jti), TK_OK);
+    struct jwt_claims claims = {.iss = iss,
+                                .sub = sub,
+                                .aud = "https://auth.example.com",
+                                .client_id = client,
+                                .scope = "read",
+                                .iat = iat,
+                                .exp = iat + 3600,
+                                .jti = jti};
+    struct buffer jws;
+    buffer_init(&jws);
+    CHECK_INT(jwt_issuer_build(key_set_signing(&keys), "at+jwt", &claims, &jws), TK_OK);
+    snprintf(out, TOKEN_SIZE, "%s", jws.data != NULL ? jws.data : "");
+    buffer_free(&jws);
+}
+
+static void test_introspect_needs_the_revocations(void)
+{
+    /* The worker never read the revocations table (the database is down):
+     * it cannot tell a revoked token from an active one, so it answers
+     * 503, even for a token it could refuse on its face, and caches
+     * nothing. */
+    char token[TOKEN_SIZE];
+    issue_token("svc", "", token);
+    ctx.revocations_loaded = false;
+    uint64_t unavailable = counted(STAT_INTROSPECT_UNAVAILABLE);
+    struct cache_stats before = icache();
+    introspect(token);
+    expect_error(503, "temporarily_unavailable");
+    CHECK(has_header("Retry-After: 1\r\n"));
+    CHECK(strstr(resp.body.data, "active") == NULL);
+    introspect("not-a-jwt");
+    expect_error(503, "temporarily_unavailable");
+    revoke_as("svc", token);
+    expect_error(503, "temporarily_unavailable");
+    CHECK_INT(counted(STAT_INTROSPECT_UNAVAILABLE), unavailable + 3);
+    CHECK_INT(icache().size, before.size);
+    CHECK_INT(icache().negative_hits, before.negative_hits);
+
+    ctx.revocations_loaded = true;
+    introspect(token);
+    CHECK(answered_active(token));
+    /* Events may have been missed and the table cannot be read again: the
+     * worker answers with what it knows rather than 503. */
+    ctx.revocations_stale = true;
+    char other[TOKEN_SIZE];
+    issue_token("svc", "", other);
+    introspect(other);
+    CHECK(answered_active(other));
+    ctx.revocations_stale = false;
+}
+
+static void test_introspect_active_token(void)
+{
+    ctx.revocations_loaded = true;
+    char token[TOKEN_SIZE];
+    issue_token("svc", "&scope=read+write", token);
+    uint64_t active = counted(STAT_INTROSPECT_ACTIVE);
+    struct cache_stats before = icache();
+    introspect(token);
+    CHECK(answered_active(token));
+    CHECK(has_header("Pragma: no-cache\r\n"));
+    CHECK(strstr(resp.body.data, "\"scope\":\"read write\"") != NULL);
+    CHECK(strstr(resp.body.data, "\"exp\":1700003600") != NULL);
+    CHECK_INT(counted(STAT_INTROSPECT_ACTIVE), active + 1);
+    CHECK_INT(icache().misses, before.misses + 1);
+    CHECK_INT(icache().size, before.size + 1);
+
+    /* The second time from the cache, with the same answer. */
+    char first[1024];
+    snprintf(first, sizeof(first), "%s", resp.body.data);
+    introspect(token);
+    CHECK(answered_active(token));
+    CHECK_STR(resp.body.data, first);
+    CHECK_INT(icache().hits, before.hits + 1);
+    CHECK_INT(icache().misses, before.misses + 1);
+
+    /* client_secret_post, and a token_type_hint (accepted, not trusted) */
+    char body[TOKEN_SIZE + 128];
+    snprintf(body, sizeof(body),
+             "token=%s&token_type_hint=refresh_token&client_id=rs&"
+             "client_secret=%s",
+             token, good_secret);
+    post_as("/oauth/introspect", NULL, body);
+    CHECK(answered_active(token));
+
+    /* A token with an audience of its own. */
+    char aud_token[TOKEN_SIZE];
+    issue_token("aud-client", "&scope=read&resource=https%3A%2F%2Fapi.two", aud_token);
+    introspect(aud_token);
+    CHECK(answered_active(aud_token));
+    CHECK(strstr(resp.body.data, "\"aud\":\"https://api.two\"") != NULL);
+
+    /* A token with no scope (none asked for, no default): no scope member,
+     * like the token itself. */
+    char unscoped[TOKEN_SIZE];
+    issue_token("aud-client", "", unscoped);
+    introspect(unscoped);
+    CHECK(answered_active(unscoped));
+    CHECK(strstr(resp.body.data, "\"scope\"") == NULL);
+
+    /* A subject that is not the client (the verifier allows it; the
+     * token endpoint issues none today): each is answered as it is. */
+    char user_token[TOKEN_SIZE];
+    sign_token("https://auth.example.com", "user-42", "svc", START_S, user_token);
+    introspect(user_token);
+    CHECK(answered_active(user_token));
+    CHECK(strstr(resp.body.data, "\"sub\":\"user-42\"") != NULL);
+
+    /* The caller's own token is no different. */
+    char own[TOKEN_SIZE];
+    put_client("rs2", "tokend:introspect read", "read", "", 0, true, true);
+    issue_token("rs2", "", own);
+    introspect_as("rs2", own);
+    CHECK(answered_active(own));
+}
+
+static void test_introspect_forged_tokens(void)
+{
+    ctx.revocations_loaded = true;
+    char token[TOKEN_SIZE], forged[TOKEN_SIZE], header[256], kid[SIGNING_KID_MAX + 1];
+    issue_token("svc", "", token);
+    snprintf(kid, sizeof(kid), "%s", key_set_signing(&keys)->kid);
+    size_t len = strlen(token);
+    const char *sig = strrchr(token, '.') + 1;
+
+    /* one signature character changed (not the last, whose low bits are
+     * padding) */
+    snprintf(forged, sizeof(forged), "%s", token);
+    forged[len - 10] = forged[len - 10] == 'A' ? 'B' : 'A';
+    CHECK(inactive_because(forged, STAT_INTROSPECT_BAD_SIGNATURE));
+
+    /* the signature cut short */
+    snprintf(forged, sizeof(forged), "%.*s", (int)(len - 4), token);
+    introspect(forged);
+    CHECK(answered_inactive());
+
+    /* no signature at all, and no signature segment */
+    snprintf(forged, sizeof(forged), "%.*s", (int)(sig - token), token);
+    introspect(forged);
+    CHECK(answered_inactive());
+    snprintf(forged, sizeof(forged), "%.*s", (int)(sig - token - 1), token);
+    CHECK(inactive_because(forged, STAT_INTROSPECT_MALFORMED));
+
+    /* not base64url */
+    snprintf(forged, sizeof(forged), "%s", token);
+    forged[3] = '*';
+    CHECK(inactive_because(forged, STAT_INTROSPECT_MALFORMED));
+
+    /* alg none with our kid and no signature; the key's alg with an
+     * unknown kid; HS256 with the EC key's kid (its public key as an HMAC
+     * secret) */
+    snprintf(header, sizeof(header), "{\"alg\":\"none\",\"typ\":\"at+jwt\",\"kid\":\"%s\"}", kid);
+    forge(token, header, "", forged);
+    CHECK(inactive_because(forged, STAT_INTROSPECT_BAD_ALG));
+    forge(token, "{\"alg\":\"ES256\",\"typ\":\"at+jwt\",\"kid\":\"someone-else\"}", NULL, forged);
+    CHECK(inactive_because(forged, STAT_INTROSPECT_UNKNOWN_KEY));
+    snprintf(header, sizeof(header), "{\"alg\":\"HS256\",\"typ\":\"at+jwt\",\"kid\":\"%s\"}", kid);
+    forge(token, header, NULL, forged);
+    CHECK(inactive_because(forged, STAT_INTROSPECT_BAD_ALG));
+
+    /* a payload with more scope under the original signature */
+    char payload[512], encoded[768];
+    snprintf(payload, sizeof(payload),
+             "{\"iss\":\"https://auth.example.com\",\"sub\":\"svc\",\"aud\":\"https://"
+             "auth.example.com\",\"client_id\":\"svc\",\"scope\":\"read write admin\","
+             "\"iat\":%lld,\"exp\":%lld,\"jti\":\"0123456789abcdef0123456789abcdef\"}",
+             (long long)START_S, (long long)START_S + 3600);
+    CHECK(base64url_encode((const uint8_t *)payload, strlen(payload), encoded, sizeof(encoded)) >
+          0);
+    const char *dot = strchr(token, '.');
+    snprintf(forged, sizeof(forged), "%.*s.%s.%s", (int)(dot - token), token, encoded, sig);
+    CHECK(inactive_because(forged, STAT_INTROSPECT_BAD_SIGNATURE));
+
+    /* signed with our key, for another issuer */
+    sign_token("https://evil.example.com", "svc", "svc", START_S, forged);
+    CHECK(inactive_because(forged, STAT_INTROSPECT_WRONG_ISSUER));
+
+    /* Each verdict is final and was cached: asked again, it is a negative
+     * hit, and the same answer. */
+    struct cache_stats before = icache();
+    uint64_t cached = counted(STAT_INTROSPECT_CACHED_INACTIVE);
+    introspect(forged);
+    CHECK(answered_inactive());
+    CHECK_INT(icache().negative_hits, before.negative_hits + 1);
+    CHECK_INT(counted(STAT_INTROSPECT_CACHED_INACTIVE), cached + 1);
+    snprintf(forged, sizeof(forged), "%s", token);
+    forged[len - 10] = forged[len - 10] == 'A' ? 'B' : 'A';
+    CHECK(inactive_because(forged, STAT_INTROSPECT_CACHED_INACTIVE));
+    CHECK_INT(icache().negative_hits, before.negative_hits + 2);
+
+    /* The original token was never disturbed. */
+    introspect(token);
+    CHECK(answered_active(token));
+}
+
+static void test_introspect_expiry(void)
+{
+    ctx.revocations_loaded = true;
+    char cached[TOKEN_SIZE], fresh_before[TOKEN_SIZE], fresh_after[TOKEN_SIZE];
+    issue_token("svc", "", cached);
+    issue_token("svc", "", fresh_before);
+    issue_token("svc", "", fresh_after);
+    int64_t exp = token_exp(cached);
+    CHECK_INT(exp, START_S + 3600);
+    CHECK_INT(config.clock_skew_s, 30);
+    introspect(cached);
+    CHECK(answered_active(cached));
+
+    /* One second inside exp + clock_skew: still active, from the cache and
+     * when decided afresh. */
+    clock_now_s = exp + 29;
+    struct cache_stats before = icache();
+    introspect(cached);
+    CHECK(answered_active(cached));
+    CHECK_INT(icache().hits, before.hits + 1);
+    introspect(fresh_before);
+    CHECK(answered_active(fresh_before));
+
+    /* At exp + clock_skew: the cached answer is refused on its hit, and
+     * turned into a negative one. */
+    clock_now_s = exp + 30;
+    before = icache();
+    CHECK(inactive_because(cached, STAT_INTROSPECT_EXPIRED));
+    CHECK_INT(icache().hits, before.hits + 1);
+    CHECK(inactive_because(cached, STAT_INTROSPECT_CACHED_INACTIVE));
+    CHECK_INT(icache().negative_hits, before.negative_hits + 1);
+    CHECK(inactive_because(fresh_after, STAT_INTROSPECT_EXPIRED));
+    CHECK(inactive_because(fresh_after, STAT_INTROSPECT_CACHED_INACTIVE));
+
+    /* Revoking an expired token of one's own changes nothing: 200. */
+    uint64_t inactive = counted(STAT_REVOKE_INACTIVE);
+    revoke_as("svc", fresh_after);
+    CHECK_INT(resp.status, 200);
+    CHECK_STR(resp.body.data, "{}");
+    CHECK_INT(counted(STAT_REVOKE_INACTIVE), inactive + 1);
+    clock_now_s = START_S;
+}
+
+static void test_introspect_not_yet_valid(void)
+{
+    ctx.revocations_loaded = true;
+    char token[TOKEN_SIZE];
+    issue_token("svc", "", token);
+    /* iat - clock_skew is one second in the future: inactive, and not
+     * cached (the clock will catch up), so asking again decides again. */
+    clock_now_s = START_S - 31;
+    struct cache_stats before = icache();
+    CHECK(inactive_because(token, STAT_INTROSPECT_NOT_YET_VALID));
+    CHECK(inactive_because(token, STAT_INTROSPECT_NOT_YET_VALID));
+    CHECK_INT(icache().size, before.size);
+    CHECK_INT(icache().negative_hits, before.negative_hits);
+    /* At iat - clock_skew, and later, it is active. */
+    clock_now_s = START_S - 30;
+    introspect(token);
+    CHECK(answered_active(token));
+    CHECK_INT(icache().misses, before.misses + 3);
+    clock_now_s = START_S + 60;
+    introspect(token);
+    CHECK(answered_active(token));
+    clock_now_s = START_S;
+}
+
+static void test_introspect_revoked_token(void)
+{
+    ctx.revocations_loaded = true;
+    char token[TOKEN_SIZE], other[TOKEN_SIZE], jti[64];
+    issue_token("svc", "", token);
+    issue_token("svc", "", other);
+    introspect(token);
+    CHECK(answered_active(token));
+    introspect(other);
+    CHECK(answered_active(other));
+
+    /* A revocation (as an ADMIN_EVENT_REVOKE applies it) drops the cached
+     * answer; the token is decided again, revoked, and that is final. */
+    token_claim(token, "jti", jti, sizeof(jti));
+    struct cache_stats before = icache();
+    revocation_view_add(&ctx, jti, token_exp(token));
+    CHECK_INT(icache().size, before.size - 1);
+    CHECK(inactive_because(token, STAT_INTROSPECT_REVOKED));
+    CHECK(inactive_because(token, STAT_INTROSPECT_CACHED_INACTIVE));
+
+    /* A jti in the revoked set is refused even when its answer is still
+     * cached: the hit is re-checked against the set. */
+    token_claim(other, "jti", jti, sizeof(jti));
+    CHECK_INT(revocation_set_add(ctx.revoked, jti, 3600 * 1000), TK_OK);
+    before = icache();
+    CHECK(inactive_because(other, STAT_INTROSPECT_REVOKED));
+    CHECK_INT(icache().hits, before.hits + 1);
+
+    /* The owner revoking it again changes nothing: 200. */
+    revoke_as("svc", other);
+    CHECK_INT(resp.status, 200);
+    CHECK_STR(resp.body.data, "{}");
+}
+
+static void test_introspect_client_disabled(void)
+{
+    ctx.revocations_loaded = true;
+    char cached[TOKEN_SIZE], fresh[TOKEN_SIZE];
+    issue_token("victim", "", cached);
+    issue_token("victim", "", fresh);
+    introspect(cached);
+    CHECK(answered_active(cached));
+
+    /* Disabled: a token not cached is inactive, and not cached (an
+     * operator may enable the client again). */
+    put_client("victim", "read", "read", "", 0, false, true);
+    struct cache_stats before = icache();
+    CHECK(inactive_because(fresh, STAT_INTROSPECT_CLIENT_GONE));
+    CHECK(inactive_because(fresh, STAT_INTROSPECT_CLIENT_GONE));
+    CHECK_INT(icache().size, before.size);
+    /* The cached answer goes when the change reaches the worker (an
+     * ADMIN_EVENT_INVALIDATE drops the client's answers). */
+    CHECK_INT(introspection_cache_remove_client(ctx.introspection, "victim"), 1);
+    CHECK(inactive_because(cached, STAT_INTROSPECT_CLIENT_GONE));
+
+    /* A client the cache knows to be gone. */
+    char ghost[TOKEN_SIZE];
+    CHECK_INT(client_cache_put_negative(cache, "ghost"), TK_OK);
+    sign_token("https://auth.example.com", "ghost", "ghost", START_S, ghost);
+    CHECK(inactive_because(ghost, STAT_INTROSPECT_CLIENT_GONE));
+    /* One the cache does not know: the database is needed, and down. */
+    char unknown[TOKEN_SIZE];
+    sign_token("https://auth.example.com", "nobody-cached", "nobody-cached", START_S, unknown);
+    before = icache();
+    uint64_t unavailable = counted(STAT_INTROSPECT_UNAVAILABLE);
+    introspect(unknown);
+    expect_error(503, "temporarily_unavailable");
+    CHECK_INT(counted(STAT_INTROSPECT_UNAVAILABLE), unavailable + 1);
+    CHECK_INT(icache().size, before.size);
+
+    /* Enabled again: its tokens are back while they last. */
+    put_client("victim", "read", "read", "", 0, true, true);
+    introspect(cached);
+    CHECK(answered_active(cached));
+    introspect(fresh);
+    CHECK(answered_active(fresh));
+}
+
+static void test_introspect_client_revoke_all(void)
+{
+    ctx.revocations_loaded = true;
+    char cached[TOKEN_SIZE], fresh[TOKEN_SIZE], later[TOKEN_SIZE];
+    issue_token("victim", "", cached);
+    issue_token("victim", "", fresh);
+    introspect(cached);
+    CHECK(answered_active(cached));
+
+    /* revoke-all in the second after START_S: every token issued up to
+     * then (iat < tokens_not_before_s) is revoked, for good. */
+    put_record((struct client_record){.client_id = "victim",
+                                      .allowed_scopes = "read",
+                                      .default_scopes = "read",
+                                      .audiences = "",
+                                      .tokens_not_before_s = START_S + 1,
+                                      .enabled = true,
+                                      .client_credentials_allowed = true});
+    CHECK(introspection_cache_remove_client(ctx.introspection, "victim") >= 1);
+    CHECK(inactive_because(cached, STAT_INTROSPECT_CLIENT_REVOKED));
+    CHECK(inactive_because(fresh, STAT_INTROSPECT_CLIENT_REVOKED));
+    CHECK(inactive_because(fresh, STAT_INTROSPECT_CACHED_INACTIVE));
+
+    /* A token issued from tokens_not_before_s on is active. */
+    clock_now_s = START_S + 1;
+    issue_token("victim", "", later);
+    introspect(later);
+    CHECK(answered_active(later));
+    clock_now_s = START_S;
+    put_client("victim", "read", "read", "", 0, true, true);
+}
+
+static void test_introspect_request_errors(void)
+{
+    ctx.revocations_loaded = true;
+    char token[TOKEN_SIZE], body[2 * TOKEN_SIZE + 64];
+    issue_token("svc", "", token);
+    uint64_t refused = counted(STAT_INTROSPECT_REFUSED);
+    struct cache_stats before = icache();
+
+    /* a client without tokend:introspect (even one allowed "read write
+     * admin") */
+    introspect_as("svc", token);
+    expect_error(403, "unauthorized_client");
+    CHECK(strstr(resp.body.data, "active") == NULL);
+    /* a disabled client, and a wrong secret for it */
+    introspect_as("rs-off", token);
+    expect_error(400, "unauthorized_client");
+    snprintf(body, sizeof(body), "token=%s", token);
+    send_request("POST", "/oauth/introspect", FORM_TYPE, basic("rs", "wrong"), body);
+    expect_error(401, "invalid_client");
+    CHECK(has_header("WWW-Authenticate: Basic realm=\"tokend\"\r\n"));
+    /* no credentials */
+    introspect_as(NULL, token);
+    expect_error(401, "invalid_client");
+    /* an unknown client, with the database down */
+    introspect_as("stranger", token);
+    expect_error(503, "temporarily_unavailable");
+
+    /* missing (an empty value is an omitted parameter, RFC 6749 §3.1),
+     * repeated */
+    post_as("/oauth/introspect", "rs", "");
+    expect_error(400, "invalid_request");
+    post_as("/oauth/introspect", "rs", "token=");
+    expect_error(400, "invalid_request");
+    post_as("/oauth/introspect", "rs", "token_type_hint=access_token");
+    expect_error(400, "invalid_request");
+    snprintf(body, sizeof(body), "token=%s&token=%s", token, token);
+    post_as("/oauth/introspect", "rs", body);
+    expect_error(400, "invalid_request");
+    snprintf(body, sizeof(body), "token=%s&token_type_hint=a&token_type_hint=b", token);
+    post_as("/oauth/introspect", "rs", body);
+    expect_error(400, "invalid_request");
+    post_as("/oauth/introspect", "rs", "token=%zz");
+    expect_error(400, "invalid_request");
+
+    /* not a form */
+    snprintf(body, sizeof(body), "token=%s", token);
+    send_request("POST", "/oauth/introspect", "application/json", basic("rs", good_secret), body);
+    expect_error(400, "invalid_request");
+    send_request("POST", "/oauth/introspect", NULL, basic("rs", good_secret), body);
+    expect_error(400, "invalid_request");
+
+    arena_reset(&arena);
+    http_response_reset(&resp);
+    struct http_request big = {.method = "POST",
+                               .path = "/oauth/introspect",
+                               .query = "",
+                               .content_type = FORM_TYPE,
+                               .authorization = basic("rs", good_secret),
+                               .body_too_large = true,
+                               .arena = &arena};
+    router_handle(&ctx, &big, &resp);
+    expect_error(413, "invalid_request");
+
+    send_request("GET", "/oauth/introspect", NULL, basic("rs", good_secret), NULL);
+    CHECK_INT(resp.status, 405);
+    CHECK(has_header("Allow: POST\r\n"));
+
+    /* None of these looked at the token. */
+    CHECK_INT(counted(STAT_INTROSPECT_REFUSED), refused + 14);
+    CHECK_INT(icache().misses, before.misses);
+    CHECK_INT(icache().size, before.size);
+}
+
+static void test_revoke(void)
+{
+    ctx.revocations_loaded = true;
+    char token[TOKEN_SIZE], jti[64];
+    issue_token("svc", "", token);
+    token_claim(token, "jti", jti, sizeof(jti));
+
+    /* Another client's token: 200 {}, and nothing changed. */
+    uint64_t not_owner = counted(STAT_REVOKE_NOT_OWNER);
+    revoke_as("victim", token);
+    CHECK_INT(resp.status, 200);
+    CHECK_STR(resp.body.data, "{}");
+    CHECK(has_header("Cache-Control: no-store\r\n"));
+    CHECK_INT(counted(STAT_REVOKE_NOT_OWNER), not_owner + 1);
+    CHECK(!revocation_set_contains(ctx.revoked, jti));
+    introspect(token);
+    CHECK(answered_active(token));
+
+    /* An invalid token: 200 {}. */
+    uint64_t inactive = counted(STAT_REVOKE_INACTIVE);
+    revoke_as("svc", "not-a-token");
+    CHECK_INT(resp.status, 200);
+    CHECK_STR(resp.body.data, "{}");
+    CHECK_INT(counted(STAT_REVOKE_INACTIVE), inactive + 1);
+
+    /* The caller's own active token: the database cannot record it, so
+     * 503 and the token stays active (here and in the revoked set). */
+    uint64_t unavailable = counted(STAT_REVOKE_UNAVAILABLE);
+    uint64_t revoked = counted(STAT_REVOKE_REVOKED);
+    revoke_as("svc", token);
+    expect_error(503, "temporarily_unavailable");
+    CHECK(has_header("Retry-After: 1\r\n"));
+    CHECK_INT(counted(STAT_REVOKE_UNAVAILABLE), unavailable + 1);
+    CHECK_INT(counted(STAT_REVOKE_REVOKED), revoked);
+    CHECK(!revocation_set_contains(ctx.revoked, jti));
+    introspect(token);
+    CHECK(answered_active(token));
+
+    /* Refused requests. */
+    uint64_t refused = counted(STAT_REVOKE_REFUSED);
+    revoke_as(NULL, token);
+    expect_error(401, "invalid_client");
+    post_as("/oauth/revoke", "svc", "token_type_hint=access_token");
+    expect_error(400, "invalid_request");
+    revoke_as("off", token);
+    expect_error(400, "unauthorized_client");
+    char body[TOKEN_SIZE + 16];
+    snprintf(body, sizeof(body), "token=%s", token);
+    send_request("POST", "/oauth/revoke", "text/plain", basic("svc", good_secret), body);
+    expect_error(400, "invalid_request");
+    CHECK_INT(counted(STAT_REVOKE_REFUSED), refused + 4);
+
+    send_request("GET", "/oauth/revoke", NULL, basic("svc", good_secret), NULL);
+    CHECK_INT(resp.status, 405);
+    CHECK(has_header("Allow: POST\r\n"));
+    introspect(token);
+    CHECK(answered_active(token));
+}
+
 int main(void)
 {
     setup();
@@ -586,6 +1265,16 @@ int main(void)
     RUN(test_router);
     RUN(test_issuer_path_prefix);
     RUN(test_serialization);
+    RUN(test_introspect_needs_the_revocations);
+    RUN(test_introspect_active_token);
+    RUN(test_introspect_forged_tokens);
+    RUN(test_introspect_expiry);
+    RUN(test_introspect_not_yet_valid);
+    RUN(test_introspect_revoked_token);
+    RUN(test_introspect_client_disabled);
+    RUN(test_introspect_client_revoke_all);
+    RUN(test_introspect_request_errors);
+    RUN(test_revoke);
     teardown();
     return unit_test_finish();
 }
