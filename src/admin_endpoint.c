@@ -48,7 +48,8 @@
 
 #define RESIGNAL_INTERVAL_MS 100
 /* Payloads of fleet-wide actions on notify_channel; a bare payload is a
- * client id (what tokenctl sends). Client ids never start with '*'. */
+ * client id (what tokenctl sends; client_listener.c says how an id that
+ * starts with '*' is told from these). */
 #define FLEET_CLEAR   "*clear" /* then " <cache>" when one cache is named */
 #define FLEET_CLEANUP "*cleanup"
 
@@ -380,7 +381,7 @@ void admin_handle_cache_action(struct handler_context *ctx, const struct http_re
         return;
     }
     if (type == ADMIN_EVENT_INVALIDATE &&
-        (query.client_id == NULL || query.client_id[0] == '\0' || query.client_id[0] == '*' ||
+        (query.client_id == NULL || query.client_id[0] == '\0' ||
          strlen(query.client_id) >= TOKEN_RECORD_CLIENT_ID_SIZE)) {
         json_error(resp, 400, "invalid_request",
                    "client_id is required: the id of the client to forget (at most 127 bytes)");

@@ -14,14 +14,25 @@
  * clears instead of applying a wrong event.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+
+#include <openssl/rand.h>
 
 #include "tokend/admin_events.h"
 #include "tokend/status.h"
 
+void admin_event_origin(const struct admin_event_ring *ring, char out[ADMIN_EVENT_ORIGIN_SIZE])
+{
+    snprintf(out, ADMIN_EVENT_ORIGIN_SIZE, "%016llx", (unsigned long long)ring->origin);
+}
+
 int admin_event_ring_format(struct admin_event_ring *ring)
 {
     memset(ring, 0, sizeof(*ring));
+    if (RAND_bytes((unsigned char *)&ring->origin, sizeof(ring->origin)) != 1) {
+        return TK_ERROR;
+    }
     pthread_mutexattr_t attr;
     if (pthread_mutexattr_init(&attr) != 0) {
         return TK_ERROR;

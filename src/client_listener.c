@@ -118,8 +118,19 @@ static bool socket_ready(PGconn *conn, short events)
 
 static void start_connect(struct client_listener *listener, int64_t now_ms)
 {
-    const char *keywords[] = {"dbname", listener->password != NULL ? "password" : NULL, NULL};
-    const char *values[] = {listener->conninfo, listener->password, NULL};
+    /* TCP keepalives, so a connection that died without a word (a NAT
+     * timeout, a failover) is noticed in about a minute rather than the
+     * kernel's two hours: until then no notice arrives and no resubscribe
+     * CLEAR has the workers read the revocations again. The password last:
+     * without one the list simply ends there. */
+    const char *keywords[] = {"dbname",
+                              "keepalives",
+                              "keepalives_idle",
+                              "keepalives_interval",
+                              "keepalives_count",
+                              listener->password != NULL ? "password" : NULL,
+                              NULL};
+    const char *values[] = {listener->conninfo, "1", "30", "10", "3", listener->password, NULL};
     listener->conn = PQconnectStartParams(keywords, values, 1);
     if (listener->conn != NULL) {
         PQsetNoticeProcessor(listener->conn, pg_error_log_notice, NULL);
@@ -134,9 +145,11 @@ static void start_connect(struct client_listener *listener, int64_t now_ms)
     listener->deadline_ms = now_ms + listener->timeout_ms;
 }
 
-/* "*revoke <jti> <exp>" (revocation_store.c sends it): an
- * ADMIN_EVENT_REVOKE. A malformed one is ignored: the row is in the
- * revocations table, and workers load it when they next reload. */
+/* "*revoke <jti> <exp> <origin>" (REVOCATION_INSERT_SQL): an
+ * ADMIN_EVENT_REVOKE, unless `origin` is this instance's own ring (its
+ * worker published the event already; applying it twice would only take a
+ * second slot of the ring). A malformed one is ignored: the row is in the
+ * revocations table, and workers read it when they next reload. */
 static void publish_revoke(struct admin_event_ring *ring, const char *args)
 {
     char jti[TOKEN_RECORD_JTI_SIZE];
@@ -149,12 +162,23 @@ static void publish_revoke(struct admin_event_ring *ring, const char *args)
     char *end = NULL;
     errno = 0;
     long long expires_at_s = strtoll(args + jti_len + 1, &end, 10);
-    if (errno != 0 || end == args + jti_len + 1 || *end != '\0') {
+    if (errno != 0 || end == args + jti_len + 1 || (*end != '\0' && *end != ' ')) {
+        return;
+    }
+    char own[ADMIN_EVENT_ORIGIN_SIZE];
+    admin_event_origin(ring, own);
+    if (*end == ' ' && strcmp(end + 1, own) == 0) {
         return;
     }
     admin_event_publish_revoke(ring, jti, (int64_t)expires_at_s, NULL);
 }
 
+/* Payloads: "*clear", "*clear <cache>", "*cleanup", "*revoke ...", and
+ * anything else is a client id (tokenctl's changes). Client ids may start
+ * with '*' too: one that is not a command (no command has a space but
+ * *revoke and *clear <cache>, and ids have none) is invalidated like any
+ * other, and the id "*cleanup" is invalidated as well as swept ("*clear"
+ * clears every cache, which forgets it anyway). */
 static void publish(struct admin_event_ring *ring, const char *payload)
 {
     if (strncmp(payload, "*revoke ", 8) == 0) {
@@ -164,9 +188,10 @@ static void publish(struct admin_event_ring *ring, const char *payload)
     } else if (strncmp(payload, "*clear ", 7) == 0) {
         /* One cache by name (a name no worker knows clears both: safe). */
         admin_event_publish(ring, ADMIN_EVENT_CLEAR, payload + 7, NULL);
-    } else if (strcmp(payload, "*cleanup") == 0) {
-        admin_event_publish(ring, ADMIN_EVENT_CLEANUP, NULL, NULL);
-    } else if (payload[0] != '*') {
+    } else {
+        if (strcmp(payload, "*cleanup") == 0) {
+            admin_event_publish(ring, ADMIN_EVENT_CLEANUP, NULL, NULL);
+        }
         /* An id too long to be a client's cannot be cached either:
          * TK_INVALID, nothing to do. */
         admin_event_publish(ring, ADMIN_EVENT_INVALIDATE, payload, NULL);

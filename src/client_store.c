@@ -1,7 +1,12 @@
 /*
  * client_store.c - the worker's read path to the clients table.
  *
- * One prepared statement, one index lookup on the primary key. Lists come
+ * One prepared statement, one index lookup on the primary key.
+ *
+ * tokens_not_before_s is the later of the second after the client's last
+ * revoke-all and the second it was created: a token issued before the
+ * client row existed was issued to an earlier client with the same id
+ * (deleted, then added again), and must not come back to life. Lists come
  * back joined with single spaces (array_to_string) so the record carries
  * the same form the scope and audience code parses. The strings are copied
  * into the request arena; the caller copies what it keeps into its cache.
@@ -17,7 +22,8 @@ static const char lookup_sql[] =
     "SELECT secret_hash, array_to_string(allowed_scopes, ' '),"
     " array_to_string(default_scopes, ' '), array_to_string(audiences, ' '),"
     " coalesce(token_ttl_s, 0), enabled, 'client_credentials' = ANY(grant_types),"
-    " coalesce(floor(extract(epoch FROM tokens_not_before))::bigint + 1, 0)"
+    " greatest(coalesce(floor(extract(epoch FROM tokens_not_before))::bigint + 1, 0),"
+    " floor(extract(epoch FROM created_at))::bigint)"
     " FROM clients WHERE client_id = $1";
 
 static const char *copy_field(PGresult *res, int column, struct arena *arena)

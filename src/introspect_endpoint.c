@@ -68,7 +68,10 @@ void introspect_endpoint_handle(struct handler_context *ctx, const struct http_r
         return;
     }
     struct introspection_entry_data data;
-    switch (token_introspect(ctx, token, strlen(token), req->arena, &data)) {
+    enum introspection_outcome outcome =
+        token_introspect(ctx, token, strlen(token), req->arena, &data);
+    stats_add(ctx->stats, (enum stat_counter)(STAT_INTROSPECT_ACTIVE + outcome), 1);
+    switch (outcome) {
     case INTROSPECT_ACTIVE:
         answer_active(ctx, &data, resp);
         break;

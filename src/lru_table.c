@@ -2,9 +2,10 @@
  * lru_table.c - the hash table and LRU list shared by the worker's caches
  * (client records, introspection answers, revoked token ids).
  *
- * Layout: a fixed array of buckets (a power of two: at least twice
- * max_entries, so chains stay short, or expected_entries for a table
- * without limit) indexed by SipHash-2-4 of the key under a key drawn from
+ * Layout: an array of buckets (a power of two: at least twice max_entries,
+ * so chains stay short and it never resizes; for a table without limit,
+ * expected_entries to start with, doubled whenever the entries reach the
+ * bucket count) indexed by SipHash-2-4 of the key under a key drawn from
  * RAND_bytes at creation; a key an attacker picks cannot be aimed at one
  * bucket. Every node is on exactly one bucket chain and on the LRU list,
  * which runs from newest (most recently inserted or looked up) to oldest.
@@ -237,8 +238,37 @@ struct lru_node *lru_table_peek(struct lru_table *table, const void *key, size_t
     return key != NULL ? find_fresh(table, key, key_len) : NULL;
 }
 
+/* A table without limit doubles its buckets when it holds as many entries
+ * as buckets, so chains stay short however many revocations pile up. If
+ * the larger array cannot be had the table goes on with longer chains:
+ * slower, never wrong. */
+static void grow_if_crowded(struct lru_table *table)
+{
+    size_t count = table->bucket_mask + 1;
+    if (table->max_entries > 0 || table->stats.size < count || count > SIZE_MAX / 4) {
+        return;
+    }
+    struct lru_node **buckets = calloc(2 * count, sizeof(buckets[0]));
+    if (buckets == NULL) {
+        return;
+    }
+    free(table->buckets);
+    table->buckets = buckets;
+    table->bucket_mask = 2 * count - 1;
+    for (struct lru_node *node = table->lru_newest; node != NULL; node = node->lru_older) {
+        struct lru_node **bucket = bucket_for(table, node->hash);
+        node->chain_next = *bucket;
+        node->chain_link = bucket;
+        if (*bucket != NULL) {
+            (*bucket)->chain_link = &node->chain_next;
+        }
+        *bucket = node;
+    }
+}
+
 void lru_table_insert(struct lru_table *table, struct lru_node *node, int64_t ttl_ms)
 {
+    grow_if_crowded(table);
     node->hash = siphash24(table->hash_key, node->key, node->key_len);
     struct lru_node *existing = find_node(table, node->key, node->key_len, node->hash);
     if (existing != NULL) {

@@ -89,9 +89,10 @@ int revocation_registry_revoke_token(PGconn *conn, const char *jti, const char *
         return TK_NOT_FOUND;
     }
     snprintf(client_id, client_id_size, "%s", PQgetvalue(found, 0, 0));
-    const char *params[] = {jti, client_id, PQgetvalue(found, 0, 1), channel};
+    /* Origin "-": no instance knows yet, every flusher passes it on. */
+    const char *params[] = {jti, client_id, PQgetvalue(found, 0, 1), channel, "-"};
     PGresult *inserted = NULL;
-    rc = run(conn, REVOCATION_INSERT_SQL, 4, params, &inserted, error, error_size);
+    rc = run(conn, REVOCATION_INSERT_SQL, 5, params, &inserted, error, error_size);
     PQclear(inserted);
     PQclear(found);
     return rc;

@@ -19,8 +19,10 @@
 #include "tokend/revocation_store.h"
 #include "tokend/status.h"
 
+/* An hour of margin, as the purge keeps: the worker's clock, not the
+ * database's, decides what is still needed (revocation_keep_ms). */
 static const char load_sql[] = "SELECT jti, extract(epoch FROM expires_at)::bigint FROM revocations"
-                               " WHERE expires_at > now() - make_interval(secs => $1::bigint)";
+                               " WHERE expires_at > now() - interval '1 hour'";
 
 int64_t revocation_keep_ms(int64_t expires_at_s, int64_t leeway_s, int64_t now_wall_ms)
 {
@@ -32,17 +34,14 @@ int64_t revocation_keep_ms(int64_t expires_at_s, int64_t leeway_s, int64_t now_w
     if (expires_at_s > INT64_MAX / 2000 || expires_at_s < -(INT64_MAX / 2000)) {
         return expires_at_s > 0 ? INT64_MAX / 2 : 0;
     }
-    return (expires_at_s + leeway_s + 1) * 1000 - now_wall_ms;
+    return (expires_at_s + leeway_s + REVOCATION_KEEP_MARGIN_S) * 1000 - now_wall_ms;
 }
 
 int revocation_store_load(struct db_conn *db, struct revocation_set *set, int64_t leeway_s,
                           int64_t now_wall_ms)
 {
-    char leeway_text[24];
-    snprintf(leeway_text, sizeof(leeway_text), "%lld", (long long)(leeway_s < 0 ? 0 : leeway_s));
-    const char *params[] = {leeway_text};
     PGresult *res = NULL;
-    int rc = db_conn_query(db, "tokend_revocations_load", load_sql, 1, params, &res);
+    int rc = db_conn_query(db, "tokend_revocations_load", load_sql, 0, NULL, &res);
     if (rc != TK_OK) {
         return rc;
     }
@@ -60,13 +59,27 @@ int revocation_store_load(struct db_conn *db, struct revocation_set *set, int64_
 }
 
 int revocation_store_record(struct db_conn *db, const char *jti, const char *client_id,
-                            int64_t expires_at_s, const char *channel)
+                            int64_t expires_at_s, const char *channel, const char *origin)
 {
     char exp_text[24];
     snprintf(exp_text, sizeof(exp_text), "%lld", (long long)expires_at_s);
-    const char *params[] = {jti, client_id, exp_text, channel};
+    const char *params[] = {jti, client_id, exp_text, channel, origin};
     PGresult *res = NULL;
-    int rc = db_conn_query(db, "tokend_revocation_record", REVOCATION_INSERT_SQL, 4, params, &res);
+    int rc = db_conn_query(db, "tokend_revocation_record", REVOCATION_INSERT_SQL, 5, params, &res);
+    PQclear(res);
+    return rc;
+}
+
+int revocation_store_announce(struct db_conn *db, const char *jti, int64_t expires_at_s,
+                              const char *channel)
+{
+    char exp_text[24];
+    snprintf(exp_text, sizeof(exp_text), "%lld", (long long)expires_at_s);
+    const char *params[] = {channel, jti, exp_text};
+    PGresult *res = NULL;
+    int rc = db_conn_query(db, "tokend_revocation_announce",
+                           "SELECT pg_notify($1, '*revoke ' || $2 || ' ' || $3 || ' -')", 3, params,
+                           &res);
     PQclear(res);
     return rc;
 }

@@ -10,8 +10,10 @@
  * event: none falls between.
  *
  * Failure: an out-of-memory add leaves the jti out of the set; the view is
- * then marked stale so the next answer that needs it reads the table
- * again (and 503s until that works, if it was never read).
+ * then marked stale so the next answer reads the table again. While the
+ * set is stale (or was never read) and the table cannot be read, nothing
+ * is answered "active": introspection answers 503, cached answers too,
+ * since the set may lack a revocation.
  */
 #include "tokend/instance_stats.h"
 #include "tokend/logging.h"
@@ -32,7 +34,7 @@ bool revocation_view_ready(struct handler_context *ctx)
     }
     int64_t now_ms = monotonic_ms();
     if (now_ms < ctx->revocations_retry_ms) {
-        return ctx->revocations_loaded;
+        return false;
     }
     int rc = revocation_store_load(ctx->db, ctx->revoked, ctx->config->clock_skew_s,
                                    ctx->now_s() * 1000);
@@ -42,17 +44,13 @@ bool revocation_view_ready(struct handler_context *ctx)
         publish_size(ctx);
         return true;
     }
-    if (!ctx->revocations_loaded || !ctx->revocations_stale_logged) {
-        log_warn("could not read the revocations table; %s", ctx->revocations_loaded
-                                                                 ? "answering with what this "
-                                                                   "worker knows until it can"
-                                                                 : "introspection answers 503 "
-                                                                   "until it can");
+    if (!ctx->revocations_stale_logged) {
+        log_warn("could not read the revocations table; introspection answers 503 until it can");
         ctx->revocations_stale_logged = true;
     }
     int retry_ms = ctx->config->db_retry_interval_ms;
     ctx->revocations_retry_ms = now_ms + (retry_ms > 100 ? retry_ms : 100);
-    return ctx->revocations_loaded;
+    return false;
 }
 
 void revocation_view_mark_stale(struct handler_context *ctx)

@@ -36,20 +36,27 @@
 static bool revoke(struct handler_context *ctx, const struct introspection_entry_data *data,
                    struct http_response *resp)
 {
+    char origin[ADMIN_EVENT_ORIGIN_SIZE] = "-";
+    if (ctx->segment != NULL) {
+        admin_event_origin(ctx->segment->events, origin);
+    }
     if (revocation_store_record(ctx->db, data->jti, data->client_id, data->exp,
-                                ctx->config->notify_channel) != TK_OK) {
+                                ctx->config->notify_channel, origin) != TK_OK) {
         oauth_unavailable(resp, "the revocation cannot be recorded right now, retry later",
                           ctx->config->db_retry_interval_ms);
         return false;
     }
-    if (ctx->segment == NULL ||
-        admin_event_publish_revoke(ctx->segment->events, data->jti, data->exp, NULL) != TK_OK) {
-        /* Recorded: other workers read it from the table when they next
-         * reload; this one knows at once. */
+    if (ctx->segment == NULL) {
+        revocation_view_add(ctx, data->jti, data->exp); /* no other workers */
+        return true;
+    }
+    if (admin_event_publish_revoke(ctx->segment->events, data->jti, data->exp, NULL) != TK_OK) {
+        /* The ring's lock failed: this worker knows at once, and the
+         * notice goes out again without our origin, so that our own
+         * flusher passes it to the other workers. */
         revocation_view_add(ctx, data->jti, data->exp);
-        if (ctx->segment != NULL) {
-            log_error("could not publish a revocation event; other workers learn of it later");
-        }
+        log_error("could not publish a revocation event; passing it through the flusher");
+        revocation_store_announce(ctx->db, data->jti, data->exp, ctx->config->notify_channel);
         return true;
     }
     cache_admin_apply(ctx); /* this worker applies its own event now */
@@ -80,6 +87,20 @@ void revoke_endpoint_handle(struct handler_context *ctx, const struct http_reque
         } else {
             stats_add(ctx->stats, STAT_REVOKE_UNAVAILABLE, 1);
             return;
+        }
+        break;
+    case INTROSPECT_NOT_YET_VALID:
+        /* Issued by a host whose clock is ahead: still the owner's to
+         * revoke, before it becomes valid here. */
+        if (token_claims_ignoring_iat(ctx, token, strlen(token), &data) &&
+            strcmp(data.client_id, client_id) == 0) {
+            if (!revoke(ctx, &data, resp)) {
+                stats_add(ctx->stats, STAT_REVOKE_UNAVAILABLE, 1);
+                return;
+            }
+            counted = STAT_REVOKE_REVOKED;
+        } else if (data.active) {
+            counted = STAT_REVOKE_NOT_OWNER;
         }
         break;
     case INTROSPECT_UNAVAILABLE:

@@ -11,8 +11,8 @@
  *      the revoked set (a revocation also drops the entry, but the check
  *      costs one hash lookup and does not depend on that). A cached
  *      inactive answer stands (its reason was counted when it was made);
- *   3. on a miss the worker's revocation set must be readable (else 503:
- *      an unknown revocation must not make a token "active");
+ *   3. the worker's revocation set must be current, on a hit as on a miss
+ *      (else 503: an unknown revocation must not make a token "active");
  *   4. jwt_verify: signature first (kid picks the key, alg must be the
  *      key's), then iss and the times; the claims are only read once the
  *      signature holds;
@@ -107,12 +107,32 @@ static bool verdict_is_final(enum introspection_outcome outcome)
     }
 }
 
+/* The answer's data from verified claims. */
+static void fill_answer(const struct jwt_verified_claims *claims,
+                        struct introspection_entry_data *out)
+{
+    out->active = true;
+    /* Each claim buffer of the verifier is no larger than ours. */
+    _Static_assert(sizeof(out->jti) >= sizeof(claims->jti), "jti fits");
+    _Static_assert(sizeof(out->client_id) >= sizeof(claims->client_id), "client_id fits");
+    _Static_assert(sizeof(out->sub) >= sizeof(claims->sub), "sub fits");
+    _Static_assert(sizeof(out->scope) >= sizeof(claims->scope), "scope fits");
+    _Static_assert(sizeof(out->aud) >= sizeof(claims->aud), "aud fits");
+    memcpy(out->jti, claims->jti, sizeof(claims->jti));
+    memcpy(out->client_id, claims->client_id, sizeof(claims->client_id));
+    memcpy(out->sub, claims->sub, sizeof(claims->sub));
+    memcpy(out->scope, claims->scope, sizeof(claims->scope));
+    memcpy(out->aud, claims->aud, sizeof(claims->aud));
+    out->iat = claims->iat;
+    out->exp = claims->exp;
+}
+
 /* Steps 3-5 for a token the cache did not know. */
 static enum introspection_outcome decide(struct handler_context *ctx, const char *token, size_t len,
                                          int64_t now_s, struct arena *arena,
                                          struct introspection_entry_data *out)
 {
-    if (!revocation_view_ready(ctx)) {
+    if (!revocation_view_trusted(ctx)) {
         return INTROSPECT_UNAVAILABLE;
     }
     struct jwt_verified_claims claims;
@@ -144,20 +164,7 @@ static enum introspection_outcome decide(struct handler_context *ctx, const char
     if (claims.iat < client->tokens_not_before_s) {
         return INTROSPECT_CLIENT_REVOKED;
     }
-    out->active = true;
-    /* Each claim buffer of the verifier is no larger than ours. */
-    _Static_assert(sizeof(out->jti) >= sizeof(claims.jti), "jti fits");
-    _Static_assert(sizeof(out->client_id) >= sizeof(claims.client_id), "client_id fits");
-    _Static_assert(sizeof(out->sub) >= sizeof(claims.sub), "sub fits");
-    _Static_assert(sizeof(out->scope) >= sizeof(claims.scope), "scope fits");
-    _Static_assert(sizeof(out->aud) >= sizeof(claims.aud), "aud fits");
-    memcpy(out->jti, claims.jti, sizeof(claims.jti));
-    memcpy(out->client_id, claims.client_id, sizeof(claims.client_id));
-    memcpy(out->sub, claims.sub, sizeof(claims.sub));
-    memcpy(out->scope, claims.scope, sizeof(claims.scope));
-    memcpy(out->aud, claims.aud, sizeof(claims.aud));
-    out->iat = claims.iat;
-    out->exp = claims.exp;
+    fill_answer(&claims, out);
     return INTROSPECT_ACTIVE;
 }
 
@@ -189,6 +196,9 @@ static enum introspection_outcome introspect(struct handler_context *ctx, const 
     enum introspection_outcome outcome;
     switch (introspection_cache_lookup(ctx->introspection, key, out)) {
     case INTROSPECTION_CACHE_HIT:
+        if (!revocation_view_trusted(ctx)) {
+            return INTROSPECT_UNAVAILABLE; /* the set may lack its revocation */
+        }
         outcome = recheck(ctx, out, now_s);
         if (outcome != INTROSPECT_ACTIVE) {
             introspection_cache_put_negative(ctx->introspection, key);
@@ -220,6 +230,24 @@ enum introspection_outcome token_introspect(struct handler_context *ctx, const c
     if (outcome != INTROSPECT_ACTIVE) {
         memset(out, 0, sizeof(*out));
     }
-    stats_add(ctx->stats, (enum stat_counter)(STAT_INTROSPECT_ACTIVE + outcome), 1);
     return outcome;
+}
+
+bool token_claims_ignoring_iat(struct handler_context *ctx, const char *token, size_t len,
+                               struct introspection_entry_data *out)
+{
+    memset(out, 0, sizeof(*out));
+    /* A year of leeway admits any iat a clock could be off by; exp is
+     * then checked without it. */
+    const int64_t year_s = 366 * 24 * 3600;
+    int64_t now_s = ctx->now_s();
+    struct jwt_verified_claims claims;
+    if (len == 0 || len > JWT_VERIFY_MAX_TOKEN ||
+        jwt_verify(ctx->keys, ctx->config->issuer, token, len, now_s, year_s, &claims) !=
+            JWT_VERIFY_OK ||
+        claims.exp + ctx->config->clock_skew_s <= now_s) {
+        return false;
+    }
+    fill_answer(&claims, out);
+    return true;
 }

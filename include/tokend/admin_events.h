@@ -41,11 +41,20 @@ struct admin_event {
     char subject[TOKEN_RECORD_CLIENT_ID_SIZE]; /* INVALIDATE: client id; REVOKE: jti */
 };
 
+/* "<16 hex digits>\0": the ring's random origin, see admin_event_origin. */
+#define ADMIN_EVENT_ORIGIN_SIZE 17
+
 struct admin_event_ring {
     pthread_mutex_t lock;                   /* robust, process-shared; publishers only */
+    uint64_t origin;                        /* random, set when formatted */
     alignas(64) _Atomic uint64_t published; /* sequence of the newest event; 0 = none */
     struct admin_event events[ADMIN_EVENT_RING_SIZE];
 };
+
+/* Writes this ring's origin as 16 hex digits: a random number drawn when
+ * the segment was made, which tells this instance's own notices (a
+ * revocation its worker published already) from other instances'. */
+void admin_event_origin(const struct admin_event_ring *ring, char out[ADMIN_EVENT_ORIGIN_SIZE]);
 
 /* Initialises an empty ring (segment creation). TK_OK or TK_ERROR. */
 int admin_event_ring_format(struct admin_event_ring *ring);

@@ -19,7 +19,8 @@ struct client_record {
     const char *audiences;      /* allowed audiences, first is the default; "" = config default */
     int64_t token_ttl_s;        /* 0 = the configured default */
     /* Tokens of this client with iat < tokens_not_before_s are revoked
-     * (`tokenctl client revoke-all`); 0 = none. */
+     * (`tokenctl client revoke-all`, or issued before the client was
+     * created, to a deleted client of the same id); 0 = none. */
     int64_t tokens_not_before_s;
     bool enabled;
     bool client_credentials_allowed; /* grant_types contains client_credentials */

@@ -9,13 +9,15 @@
  * owns it and gives it back to the cache's free_node callback when it is
  * dropped (replaced, evicted, expired, removed, cleared, destroyed).
  *
- * - lookup/insert/remove are O(1); the bucket array never resizes (sized
- *   from max_entries, or from expected_entries for a table without limit).
+ * - lookup/insert/remove are O(1); the bucket array of a table with a limit
+ *   never resizes (sized from max_entries); one without limit starts at
+ *   expected_entries and doubles as it fills (an insert may then take
+ *   O(n) once).
  * - An entry is fresh while now < expires_at_ms (monotonic clock); expired
  *   entries are dropped when looked up and by lru_table_sweep.
  * - An insert into a full table evicts the least recently used entry. A
  *   table with max_entries 0 never evicts (for sets that must not forget,
- *   such as revoked token ids); its chains grow with its size instead.
+ *   such as revoked token ids); its bucket array grows instead.
  * - The clock is injectable so tests can move time.
  * - Not thread-safe: one table per worker process.
  */

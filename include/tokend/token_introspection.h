@@ -38,10 +38,17 @@ enum introspection_outcome {
 const char *introspection_outcome_name(enum introspection_outcome outcome);
 
 /* Decides about the `len` bytes of `token`. ACTIVE fills *out with the
- * token's claims; every other outcome zeroes it. Counts the outcome in
- * the worker's stats slot. */
+ * token's claims; every other outcome zeroes it. Counts nothing (the
+ * introspection endpoint counts its answers by outcome). */
 enum introspection_outcome token_introspect(struct handler_context *ctx, const char *token,
                                             size_t len, struct arena *arena,
                                             struct introspection_entry_data *out);
+
+/* For revocation: the claims of a token that is not active only because it
+ * is not valid yet (an issuing host's clock ahead of ours), so its owner
+ * can still revoke it. True with *out filled when its signature and issuer
+ * verify and it has not expired, whatever its iat; false otherwise. */
+bool token_claims_ignoring_iat(struct handler_context *ctx, const char *token, size_t len,
+                               struct introspection_entry_data *out);
 
 #endif

@@ -484,7 +484,7 @@ def test_other_algorithms(build_dir, pg, keys, admin_token, app, resource_server
 
 
 def test_never_active_without_the_revocations(build_dir, pg, keys, admin_token, app,
-                                              resource_server, stack):
+                                              resource_server, stack, make_client):
     """A worker that could not read the revocations table (PostgreSQL down
     when it started) cannot know whether a token was revoked: it answers
     503, never "active", and serves normally once the database is back."""
@@ -509,6 +509,16 @@ def test_never_active_without_the_revocations(build_dir, pg, keys, admin_token, 
     finally:
         if not pg.running:
             pg.start()
+    # The module's stack lost its database connections with the restart:
+    # let every worker reconnect before the next test asks for new clients.
+    # Each probe is a client no worker has cached, so authenticating it
+    # takes a query (403 then: it may not introspect); a worker still
+    # waiting out its retry pause answers 503.
+    def reaches_database():
+        return introspect(stack, "x", make_client("probe")).status == 403
+
+    wait_until(lambda: all(reaches_database() for _ in range(8)), SOON_S, interval_s=0.2,
+               message="the shared stack to reach PostgreSQL again")
 
 
 def test_expired_revocations_are_purged_with_the_partitions(build_dir, pg, keys, admin_token,
@@ -526,3 +536,34 @@ def test_expired_revocations_are_purged_with_the_partitions(build_dir, pg, keys,
         kept = pg.psql("SELECT jti FROM revocations WHERE jti IN (%s, %s) ORDER BY jti",
                        (recent, live))
         assert [row[0] for row in kept] == [recent, live]
+
+
+def test_client_ids_that_look_like_commands(stack, tokenctl, make_client, resource_server,
+                                            admin_token):
+    """Client ids may start with '*' like the notify channel's commands;
+    their changes still reach every worker."""
+    wait_for_listener(Admin(stack, admin_token[1]))
+    star = make_client("*star")
+    token = new_token(stack, star)
+    assert is_active(stack, token, resource_server)
+    assert tokenctl("client", "disable", star[0]).returncode == 0
+    wait_until(lambda: not is_active(stack, token, resource_server), REVOCATION_PROPAGATION_S,
+               message="the '*' client's change to reach the workers")
+
+
+def test_a_deleted_and_re_added_client_does_not_revive_old_tokens(stack, tokenctl, make_client,
+                                                                  resource_server, admin_token):
+    wait_for_listener(Admin(stack, admin_token[1]))
+    gone = make_client("gone")
+    token = new_token(stack, gone)
+    assert is_active(stack, token, resource_server)
+    assert tokenctl("client", "delete", gone[0]).returncode == 0
+    wait_until(lambda: not is_active(stack, token, resource_server), REVOCATION_PROPAGATION_S,
+               message="the deleted client's token to turn inactive")
+    time.sleep(1.1)  # the new client is created in a later second than the token
+    result = tokenctl("client", "add", gone[0], "--scopes", "read write")
+    assert result.returncode == 0, result.stderr
+    again = (gone[0], result.stdout.strip())
+    fresh = new_token(stack, again)
+    assert is_active(stack, fresh, resource_server)
+    assert not is_active(stack, token, resource_server)
