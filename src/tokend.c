@@ -255,6 +255,15 @@ fail:
 static int run_flusher_service(const struct tokend_config *config,
                                const struct service_account *account)
 {
+    /* A stop signal from here on is taken by the flusher's loop (which
+     * writes what is queued first), however early it comes; SIGHUP is
+     * ignored there (a restart applies new settings). */
+    sigset_t handled;
+    sigemptyset(&handled);
+    sigaddset(&handled, SIGTERM);
+    sigaddset(&handled, SIGINT);
+    sigaddset(&handled, SIGHUP);
+    sigprocmask(SIG_BLOCK, &handled, NULL);
     struct shm_segment segment;
     if (open_segment(config, -1, &segment) != TK_OK) {
         return 1;
