@@ -55,7 +55,7 @@ int listen_socket_from_systemd(char *error, size_t error_size)
     long pid = strtol(pid_text, &end, 10);
     bool for_us = *end == '\0' && pid == (long)getpid();
     long count = strtol(fds_text, &end, 10);
-    bool count_ok = *end == '\0';
+    bool count_ok = *end == '\0' && end != fds_text;
     unsetenv("LISTEN_PID");
     unsetenv("LISTEN_FDS");
     unsetenv("LISTEN_FDNAMES");
@@ -64,9 +64,9 @@ int listen_socket_from_systemd(char *error, size_t error_size)
     }
     if (!count_ok || count != 1) {
         snprintf(error, error_size,
-                 "systemd passed %s sockets (LISTEN_FDS); tokend serves exactly one: give its "
+                 "systemd passed %ld sockets (LISTEN_FDS); tokend serves exactly one: give its "
                  ".socket unit one ListenStream=",
-                 fds_text);
+                 count_ok ? count : 0L);
         return TK_ERROR;
     }
     int fd = SYSTEMD_FIRST_FD;
