@@ -6,7 +6,13 @@
  * signals stay blocked outside the child's chosen waiting points, so the
  * handler never interrupts a system call in the middle of a request or a
  * database transaction.
+ *
+ * Readiness: the master may hand a child the write end of a pipe before
+ * the child starts its work (child_process_set_ready_fd); the child writes
+ * one byte on it once it can serve (child_process_ready) and closes it.
+ * End of file without that byte tells the master the child died first.
  */
+#include <errno.h>
 #include <stddef.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -14,6 +20,7 @@
 #include "tokend/child_process.h"
 
 static volatile sig_atomic_t *stop_flag;
+static int ready_fd = -1;
 
 static void on_stop_signal(int signo)
 {
@@ -43,4 +50,21 @@ bool child_process_setup(const char *name, volatile sig_atomic_t *stop, sigset_t
     sigdelset(wait_mask, SIGTERM);
     sigdelset(wait_mask, SIGINT);
     return getppid() == master;
+}
+
+void child_process_set_ready_fd(int fd)
+{
+    ready_fd = fd;
+}
+
+void child_process_ready(void)
+{
+    if (ready_fd < 0) {
+        return;
+    }
+    const char byte = 'R';
+    while (write(ready_fd, &byte, 1) < 0 && errno == EINTR) {
+    }
+    close(ready_fd);
+    ready_fd = -1;
 }

@@ -89,6 +89,7 @@ static const char *check_signing_alg(const char *value);
 static const char *check_kid(const char *value);
 static const char *check_verify_key_files(const char *value);
 static const char *check_notify_channel(const char *value);
+static const char *check_account_name(const char *value);
 
 #define FIELD(name) offsetof(struct tokend_config, name)
 
@@ -97,6 +98,8 @@ static const struct config_key config_keys[] = {
     {"listen_mode", KIND_OCTAL, FIELD(listen_mode), 0, 0777, 0, NULL},
     {"listen_backlog", KIND_INT, FIELD(listen_backlog), 1, 65535, 0, NULL},
     {"workers", KIND_INT, FIELD(workers), 0, 1024, 0, NULL},
+    {"user", KIND_STRING, FIELD(user), 0, 0, 0, check_account_name},
+    {"group", KIND_STRING, FIELD(group), 0, 0, 0, check_account_name},
     {"io_timeout_ms", KIND_DURATION_INT_MS, FIELD(io_timeout_ms), 100, MS_PER_H, 1, NULL},
     {"transport", KIND_STRING, FIELD(transport), 0, 0, 0, check_transport},
     {"max_connections", KIND_INT, FIELD(max_connections), 1, 1000000, 0, NULL},
@@ -315,6 +318,20 @@ static const char *check_notify_channel(const char *value)
         ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
     }
     return ok ? NULL : "must be 1 to 63 of [a-z0-9_], not starting with a digit";
+}
+
+/* A user or group name as useradd/groupadd accept it; "" = not set. */
+static const char *check_account_name(const char *value)
+{
+    size_t len = strlen(value);
+    if (len == 0) {
+        return NULL;
+    }
+    if (len > 32 || value[0] == '-' ||
+        strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != len) {
+        return "expected a user or group name: 1 to 32 of A-Z a-z 0-9 . _ -, not starting with '-'";
+    }
+    return NULL;
 }
 
 static const char *check_audience(const char *value)
@@ -690,6 +707,8 @@ int config_init_defaults(struct tokend_config *config)
         {&config->listen, "unix:/run/tokend/tokend.sock"},
         {&config->shm_name, ""},
         {&config->transport, "event"},
+        {&config->user, ""},
+        {&config->group, ""},
         {&config->admin_token_file, ""},
         {&config->notify_channel, "tokend_clients"},
         {&config->issuer, ""},
@@ -851,6 +870,8 @@ void config_free(struct tokend_config *config)
         &config->database_url,
         &config->shm_name,
         &config->transport,
+        &config->user,
+        &config->group,
         &config->admin_token_file,
         &config->notify_channel,
     };

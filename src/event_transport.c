@@ -43,10 +43,14 @@
  *     connection has one deadline, its heap index stored in it): O(log n)
  *     to set, O(1) to find the next, swept once per turn with monotonic_ms.
  *   - Stop (*stop set): the listening socket leaves the epoll set, idle
- *     connections are closed, requests already complete are answered and
- *     written, a connection whose answer is written is closed, and
- *     whatever is still arriving or writing io_timeout_ms later is closed.
- *     Then TK_OK.
+ *     connections with no unread input are closed (one with input waiting
+ *     carries a request sent just before: it is read and served), requests
+ *     already complete are answered and written, a connection whose answer
+ *     is written is closed, and whatever is still arriving or writing
+ *     io_timeout_ms later is closed. Then TK_OK. A web server may still
+ *     pick a kept connection in the instant it is closed; nginx repeats
+ *     such a request on another connection when fastcgi_next_upstream
+ *     allows it (the shipped block does: nginx-conf/tokend.conf).
  *
  * Ownership: the loop owns every connection (calloc'ed at accept, freed at
  * close, with its parser and output buffer) and one arena and response
@@ -602,6 +606,15 @@ static void conn_drive(struct loop *loop, struct conn *conn)
 
 /* ---- the loop ---- */
 
+/* True when bytes the loop has not read yet wait on an idle connection:
+ * the web server picked it for a request just before the stop, and that
+ * request is served rather than cut off by a close. */
+static bool input_waiting(const struct conn *conn)
+{
+    char byte;
+    return recv(conn->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
 static void begin_stop(struct loop *loop)
 {
     loop->stopping = true;
@@ -610,7 +623,8 @@ static void begin_stop(struct loop *loop)
     struct conn *conn = loop->all;
     while (conn != NULL) {
         struct conn *next = conn->next;
-        if (conn->phase == PHASE_IDLE && conn->in_len == 0 && !conn->pending) {
+        if (conn->phase == PHASE_IDLE && conn->in_len == 0 && !conn->pending &&
+            !input_waiting(conn)) {
             conn_close(loop, conn);
         }
         conn = next;

@@ -59,6 +59,12 @@
  * shutdown_timeout (exit 1), leaving the rest in the segment for the next
  * start. The master sends it only after every worker has exited, so nothing
  * new arrives while draining.
+ *
+ * SIGUSR2 (hand over): a reload changed what the flusher uses. Finish the
+ * batch in progress, then exit 0 at once, leaving the queue to the
+ * successor the master starts next (workers go on issuing meanwhile, so
+ * draining could never end). The successor writes its first batch the
+ * tolerant way, like any new flusher. Ignored once a stop began.
  */
 #include <errno.h>
 #include <signal.h>
@@ -67,6 +73,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "tokend/buffer.h"
 #include "tokend/child_process.h"
@@ -134,6 +142,7 @@ struct flusher_state {
 };
 
 static volatile sig_atomic_t stop_requested;
+static bool handover_requested;
 
 /* Appends `text` as a COPY text-format field: backslash, tab, newline and
  * carriage return escaped (the only bytes with meaning there). */
@@ -290,18 +299,37 @@ static void maintain_partitions(struct flusher_state *state)
         monotonic_ms() + (rc == TK_OK ? MAINTENANCE_INTERVAL_MS : 60 * 1000);
 }
 
-/* Sleeps `ms`. Before a stop request a stop signal ends the sleep early;
- * after it the full time is slept (a drain that keeps failing backs off
- * like any retry). */
-static void pause_ms(const sigset_t *stop_signals, int ms)
+/* Records a stop (SIGTERM, SIGINT) or hand-over (SIGUSR2) signal taken
+ * from `signals` by sigtimedwait. */
+static void take_signal(int signo)
+{
+    if (signo == SIGUSR2) {
+        handover_requested = true;
+    } else if (signo > 0) {
+        stop_requested = 1;
+    }
+}
+
+/* Sleeps `ms`. Before a stop request a stop or hand-over signal ends the
+ * sleep early; after it the full time is slept (a drain that keeps failing
+ * backs off like any retry). */
+static void pause_ms(const sigset_t *signals, int ms)
 {
     struct timespec wait = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
     if (stop_requested) {
         nanosleep(&wait, NULL);
         return;
     }
-    if (sigtimedwait(stop_signals, NULL, &wait) > 0) {
-        stop_requested = 1;
+    take_signal(sigtimedwait(signals, NULL, &wait));
+}
+
+/* Takes a pending stop or hand-over signal without waiting: a flusher busy
+ * with back-to-back batches never pauses. */
+static void poll_signals(const sigset_t *signals)
+{
+    static const struct timespec no_wait = {0, 0};
+    if (!stop_requested) {
+        take_signal(sigtimedwait(signals, NULL, &no_wait));
     }
 }
 
@@ -418,6 +446,8 @@ int flusher_main(const struct tokend_config *config, struct shm_segment *segment
     if (!child_process_setup("tokend-flusher", &stop_requested, &stop_signals, &unused_wait_mask)) {
         stop_requested = 1; /* the master is gone: drain and leave */
     }
+    sigaddset(&stop_signals, SIGUSR2); /* hand over: blocked, taken like the stop signals */
+    sigprocmask(SIG_BLOCK, &stop_signals, NULL);
 
     struct flusher_state state = {.config = config, .queue = queue};
     buffer_init(&state.copy_data);
@@ -454,8 +484,16 @@ int flusher_main(const struct tokend_config *config, struct shm_segment *segment
     if (leftover > 0) {
         log_info("flusher: %llu queued token(s) to write", (unsigned long long)leftover);
     }
+    child_process_ready();
     int64_t drain_deadline_ms = -1;
     for (;;) {
+        poll_signals(&stop_signals);
+        if (handover_requested && !stop_requested) {
+            log_info("flusher: handing over to its successor with %llu token(s) queued",
+                     (unsigned long long)token_queue_depth(queue));
+            status = 0;
+            goto done;
+        }
         instance_duties(&state, segment, listener);
         if (monotonic_ms() >= state.next_maintenance_ms && !stop_requested) {
             maintain_partitions(&state);
@@ -488,4 +526,19 @@ done:
     db_conn_destroy(state.db);
     client_listener_destroy(listener);
     return status;
+}
+
+bool flusher_settings_differ(const struct tokend_config *a, const struct tokend_config *b)
+{
+    const char *password_a = a->database_password != NULL ? a->database_password : "";
+    const char *password_b = b->database_password != NULL ? b->database_password : "";
+    return strcmp(a->database_url, b->database_url) != 0 ||
+           strlen(password_a) != strlen(password_b) ||
+           CRYPTO_memcmp(password_a, password_b, strlen(password_a)) != 0 ||
+           a->db_timeout_ms != b->db_timeout_ms || a->flush_batch != b->flush_batch ||
+           a->flush_interval_ms != b->flush_interval_ms ||
+           a->token_retention_days != b->token_retention_days ||
+           a->health_db_interval_ms != b->health_db_interval_ms ||
+           strcmp(a->notify_channel, b->notify_channel) != 0 ||
+           a->shutdown_timeout_ms != b->shutdown_timeout_ms || a->log_level != b->log_level;
 }

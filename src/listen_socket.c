@@ -2,7 +2,10 @@
  * listen_socket.c - the FastCGI listening socket.
  *
  * Either inherited on fd 0 (spawn-fcgi and mod_fcgid put it there: the
- * FastCGI spec's FCGI_LISTENSOCK_FILENO) or bound here from `listen`:
+ * FastCGI spec's FCGI_LISTENSOCK_FILENO), passed by systemd socket
+ * activation (fd 3, announced by LISTEN_PID and LISTEN_FDS, sd_listen_fds(3);
+ * those variables are removed once read so no child mistakes them for its
+ * own), or bound here from `listen`:
  * "unix:/path" or "host:port" (host may be a name, an IPv4 address or a
  * bracketed IPv6 address). A unix socket file left by a crashed instance is
  * removed only if nothing answers on it, so a second instance never steals
@@ -15,6 +18,7 @@
 #include <netdb.h>
 #include <stdio.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -24,12 +28,59 @@
 #include "tokend/listen_socket.h"
 #include "tokend/status.h"
 
+#define SYSTEMD_FIRST_FD 3 /* SD_LISTEN_FDS_START */
+
+static bool is_listening_socket(int fd);
+
 bool listen_socket_inherited(void)
+{
+    return is_listening_socket(STDIN_FILENO);
+}
+
+static bool is_listening_socket(int fd)
 {
     int listening = 0;
     socklen_t len = sizeof(listening);
-    return getsockopt(STDIN_FILENO, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 &&
-           listening != 0;
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0;
+}
+
+int listen_socket_from_systemd(char *error, size_t error_size)
+{
+    const char *pid_text = getenv("LISTEN_PID");
+    const char *fds_text = getenv("LISTEN_FDS");
+    if (pid_text == NULL || fds_text == NULL) {
+        return TK_DECLINED;
+    }
+    char *end;
+    long pid = strtol(pid_text, &end, 10);
+    bool for_us = *end == '\0' && pid == (long)getpid();
+    long count = strtol(fds_text, &end, 10);
+    bool count_ok = *end == '\0' && end != fds_text;
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    if (!for_us) {
+        return TK_DECLINED;
+    }
+    if (!count_ok || count != 1) {
+        snprintf(error, error_size,
+                 "systemd passed %ld sockets (LISTEN_FDS); tokend serves exactly one: give its "
+                 ".socket unit one ListenStream=",
+                 count_ok ? count : 0L);
+        return TK_ERROR;
+    }
+    int fd = SYSTEMD_FIRST_FD;
+    if (!is_listening_socket(fd)) {
+        snprintf(error, error_size,
+                 "fd %d from systemd (LISTEN_FDS) is not a listening stream socket", fd);
+        return TK_ERROR;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+        snprintf(error, error_size, "socket from systemd on fd %d: %s", fd, strerror(errno));
+        return TK_ERROR;
+    }
+    return fd;
 }
 
 int listen_socket_describe(int fd, char *out, size_t out_size)

@@ -6,33 +6,44 @@
  *
  * Master mode reads the configuration, loads the signing keys (once, before
  * forking, so every worker shares the parsed keys and a bad key stops the
- * start with a clear message), takes the FastCGI socket from fd 0 when a
- * launcher such as spawn-fcgi passed one there or binds `listen` itself,
- * opens the shared-memory segment (creating it, or taking over one a crashed
- * instance left with its queued tokens), and hands over to the master.
+ * start with a clear message), takes the FastCGI socket from systemd
+ * (socket activation) or from fd 0 when a launcher such as spawn-fcgi
+ * passed one there, or binds `listen` itself, opens the shared-memory
+ * segment (creating it, or taking over one a crashed instance left with
+ * its queued tokens), and hands over to the master.
  * With -t it only checks the configuration and keys, like `nginx -t`.
+ *
+ * Privileges (privileges.h): started as root, tokend first checks in a
+ * short-lived child that the configured `user` can read the configuration
+ * and keys (every reload reads them again as that user), then binds the
+ * socket and opens the segment as root, gives both to the user, and
+ * switches to it for good before any worker or the flusher is forked.
  *
  * Flusher mode is for layouts where something else spawns the workers
  * (Apache's mod_fcgid): it owns the segment and drains it into PostgreSQL
  * in the foreground until SIGTERM, then writes what is left, and removes
  * the segment if it ends empty.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
 
 #include "tokend/config.h"
 #include "tokend/flusher.h"
-#include "tokend/admin_token.h"
-#include "tokend/key_set.h"
 #include "tokend/listen_socket.h"
 #include "tokend/logging.h"
 #include "tokend/master.h"
+#include "tokend/privileges.h"
+#include "tokend/server_settings.h"
+#include "tokend/service_notify.h"
 #include "tokend/shm_segment.h"
 #include "tokend/status.h"
 
@@ -80,8 +91,122 @@ static int open_segment(const struct tokend_config *config, int listen_fd,
     return TK_OK;
 }
 
-static int run_master(const struct tokend_config *config, const struct key_set *keys,
-                      const struct admin_token *admin_token)
+/* Started as root with a `user` to switch to: can that user read the
+ * configuration and the keys? Every reload reads them again as that user,
+ * so a file only root can read would make every reload fail. Checked in a
+ * child that switches and loads, before anything is bound or created; the
+ * child logs the problem. Returns TK_OK or TK_ERROR. */
+static int check_readable_by(const char *config_path, const struct service_account *account)
+{
+    if (!account->switch_needed) {
+        return TK_OK;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_error("fork: %s", strerror(errno));
+        return TK_ERROR;
+    }
+    if (pid == 0) {
+        char error[CONFIG_ERROR_SIZE];
+        struct server_settings again;
+        if (privileges_drop(account, error, sizeof(error)) != TK_OK) {
+            log_error("%s", error);
+            _exit(1);
+        }
+        if (server_settings_load(&again, config_path, error, sizeof(error)) != TK_OK) {
+            log_error("as user %s: %s (tokend serves as %s and reads its configuration and keys "
+                      "again as %s on every reload: keys must belong to %s with mode 0600, the "
+                      "configuration must be readable by it)",
+                      account->user, error, account->user, account->user, account->user);
+            _exit(1);
+        }
+        server_settings_free(&again);
+        _exit(0);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? TK_OK : TK_ERROR;
+}
+
+/* Gives what root created to the account tokend switches to, so it can
+ * still remove the socket and the segment when it stops. */
+static int give_to_account(const struct service_account *account, const char *socket_path,
+                           const struct shm_segment *segment)
+{
+    if (!account->switch_needed) {
+        return TK_OK;
+    }
+    if (socket_path != NULL && chown(socket_path, account->uid, account->gid) != 0) {
+        log_error("%s: cannot give the socket to user %s: %s", socket_path, account->user,
+                  strerror(errno));
+        return TK_ERROR;
+    }
+    if (fchown(segment->fd, account->uid, account->gid) != 0) {
+        log_error("shared memory segment %s: cannot give it to user %s: %s", segment->name,
+                  account->user, strerror(errno));
+        return TK_ERROR;
+    }
+    return TK_OK;
+}
+
+/* Switches to the account; logs and returns TK_ERROR if that fails. */
+static int switch_account(const struct service_account *account)
+{
+    char error[CONFIG_ERROR_SIZE];
+    if (privileges_drop(account, error, sizeof(error)) != TK_OK) {
+        log_error("%s", error);
+        return TK_ERROR;
+    }
+    if (account->switch_needed) {
+        log_info("serving as user %s, group %s", account->user, account->group);
+    }
+    return TK_OK;
+}
+
+/* The listening socket: from systemd, from fd 0, or bound from `listen`.
+ * Sets *bound_path when tokend created a unix socket file itself. Returns
+ * the fd, or TK_ERROR (logged). */
+static int take_listen_socket(const struct tokend_config *config, bool *inherited,
+                              const char **bound_path)
+{
+    char error[CONFIG_ERROR_SIZE];
+    *bound_path = NULL;
+    *inherited = true;
+    int listen_fd = listen_socket_from_systemd(error, sizeof(error));
+    if (listen_fd >= 0) {
+        log_info("using the FastCGI socket passed by systemd (listen = %s is ignored)",
+                 config->listen);
+        return listen_fd;
+    }
+    if (listen_fd == TK_ERROR) {
+        log_error("%s", error);
+        return TK_ERROR;
+    }
+    if (listen_socket_inherited()) {
+        listen_fd = listen_socket_adopt_inherited(error, sizeof(error));
+        if (listen_fd >= 0) {
+            log_info("using the FastCGI socket inherited on fd 0 (listen = %s is ignored)",
+                     config->listen);
+        }
+    } else {
+        *inherited = false;
+        listen_fd = listen_socket_open(config->listen, config->listen_mode, config->listen_backlog,
+                                       error, sizeof(error));
+        if (listen_fd >= 0) {
+            *bound_path = listen_socket_unix_path(config->listen);
+            log_info("listening on %s", config->listen);
+        }
+    }
+    if (listen_fd < 0) {
+        log_error("%s", error);
+        return TK_ERROR;
+    }
+    return listen_fd;
+}
+
+/* Takes ownership of `settings`. */
+static int run_master(struct server_settings *settings, const struct service_account *account)
 {
     /* From here on a stop signal waits for the master loop, which stops
      * cleanly (removing the socket), however early it comes. */
@@ -92,49 +217,68 @@ static int run_master(const struct tokend_config *config, const struct key_set *
     sigaddset(&handled, SIGHUP);
     sigaddset(&handled, SIGCHLD);
     sigprocmask(SIG_BLOCK, &handled, NULL);
-    char error[CONFIG_ERROR_SIZE];
-    bool inherited = listen_socket_inherited();
-    int listen_fd;
-    const char *bound_path = NULL;
-    if (inherited) {
-        listen_fd = listen_socket_adopt_inherited(error, sizeof(error));
-        log_info("using the FastCGI socket inherited on fd 0 (listen = %s is ignored)",
-                 config->listen);
-    } else {
-        listen_fd = listen_socket_open(config->listen, config->listen_mode, config->listen_backlog,
-                                       error, sizeof(error));
-        bound_path = listen_socket_unix_path(config->listen);
-        if (listen_fd >= 0) {
-            log_info("listening on %s", config->listen);
-        }
-    }
+    const struct tokend_config *config = &settings->config;
+    bool inherited;
+    const char *bound_path;
+    int listen_fd = take_listen_socket(config, &inherited, &bound_path);
     if (listen_fd < 0) {
-        log_error("%s", error);
-        return 1;
+        goto fail;
     }
     /* The socket first: a second instance is refused with the clearer
      * message about its socket before it looks at any segment. */
     struct shm_segment segment;
     if (open_segment(config, inherited ? listen_fd : -1, &segment) != TK_OK) {
-        close(listen_fd);
-        if (bound_path != NULL) {
-            unlink(bound_path);
-        }
-        return 1;
+        goto fail_socket;
     }
-    int status = master_run(config, keys, admin_token, &segment, listen_fd, bound_path);
+    if (give_to_account(account, bound_path, &segment) != TK_OK ||
+        switch_account(account) != TK_OK) {
+        if (segment.created) {
+            shm_segment_unlink(segment.name);
+        }
+        shm_segment_close(&segment);
+        goto fail_socket;
+    }
+    int status = master_run(settings, &segment, listen_fd, bound_path);
     shm_segment_close(&segment);
     return status;
+fail_socket:
+    close(listen_fd);
+    if (bound_path != NULL) {
+        unlink(bound_path);
+    }
+fail:
+    server_settings_free(settings);
+    free(settings);
+    return 1;
 }
 
-static int run_flusher_service(const struct tokend_config *config)
+static int run_flusher_service(const struct tokend_config *config,
+                               const struct service_account *account)
 {
+    /* A stop signal from here on is taken by the flusher's loop (which
+     * writes what is queued first), however early it comes; SIGHUP is
+     * ignored there (a restart applies new settings). */
+    sigset_t handled;
+    sigemptyset(&handled);
+    sigaddset(&handled, SIGTERM);
+    sigaddset(&handled, SIGINT);
+    sigaddset(&handled, SIGHUP);
+    sigprocmask(SIG_BLOCK, &handled, NULL);
     struct shm_segment segment;
     if (open_segment(config, -1, &segment) != TK_OK) {
         return 1;
     }
+    if (give_to_account(account, NULL, &segment) != TK_OK || switch_account(account) != TK_OK) {
+        if (segment.created) {
+            shm_segment_unlink(segment.name);
+        }
+        shm_segment_close(&segment);
+        return 1;
+    }
     log_info("flusher running for shared memory segment %s", segment.name);
+    service_notify("READY=1\nSTATUS=flushing shared memory segment %s", segment.name);
     int status = flusher_main(config, &segment);
+    service_notify("STOPPING=1");
     uint64_t left = token_queue_depth(&segment.queue);
     if (status == 0 && left == 0) {
         shm_segment_unlink(segment.name);
@@ -146,6 +290,51 @@ static int run_flusher_service(const struct tokend_config *config)
     }
     shm_segment_close(&segment);
     return status;
+}
+
+/* tokend --flusher: the configuration without keys (it signs nothing). */
+static int flusher_service(const char *config_path)
+{
+    struct tokend_config config;
+    char error[CONFIG_ERROR_SIZE];
+    struct service_account account;
+    int status = 1;
+    if (config_init_defaults(&config) != TK_OK) {
+        log_error("out of memory");
+        return 1;
+    }
+    if (config_load_file(&config, config_path, error) != TK_OK ||
+        config_check_server(&config, error) != TK_OK ||
+        privileges_plan(&config, &account, error, sizeof(error)) != TK_OK) {
+        log_error("%s", error);
+        goto done;
+    }
+    log_set_level(config.log_level);
+    status = run_flusher_service(&config, &account);
+done:
+    config_free(&config);
+    return status;
+}
+
+/* tokend -t: what a start would check, and nothing more. */
+static int test_configuration(const char *config_path, const struct server_settings *settings,
+                              const struct service_account *account)
+{
+    if (check_readable_by(config_path, account) != TK_OK) {
+        return 1;
+    }
+    const struct signing_key *signing = key_set_signing(&settings->keys);
+    char serving_as[128] = "";
+    if (account->switch_needed) {
+        snprintf(serving_as, sizeof(serving_as), "; serves as user %s, group %s", account->user,
+                 account->group);
+    }
+    fprintf(stderr,
+            "tokend: configuration %s is valid: signing with %s key \"%s\", %zu key(s) "
+            "in the JWKS; admin endpoints %s%s\n",
+            config_path, jws_alg_name(signing->alg), signing->kid, settings->keys.count,
+            settings->admin_token.set ? "enabled" : "disabled (no admin_token_file)", serving_as);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -186,50 +375,39 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_program("tokend");
+    service_notify_init();
+    if (flusher_only) {
+        return flusher_service(config_path); /* needs no signing key */
+    }
 
-    int status = 1;
-    struct tokend_config config;
-    struct key_set keys;
-    memset(&keys, 0, sizeof(keys));
-    struct admin_token admin_token;
-    memset(&admin_token, 0, sizeof(admin_token));
     char error[CONFIG_ERROR_SIZE];
-    if (config_init_defaults(&config) != TK_OK) {
+    struct service_account account;
+    struct server_settings *settings = calloc(1, sizeof(*settings));
+    if (settings == NULL) {
         log_error("out of memory");
         return 1;
     }
-    if (config_load_file(&config, config_path, error) != TK_OK ||
-        config_check_server(&config, error) != TK_OK) {
+    if (server_settings_load(settings, config_path, error, sizeof(error)) != TK_OK) {
         log_error("%s", error);
-        goto done;
+        free(settings);
+        return 1;
     }
-    log_set_level(config.log_level);
-    if (flusher_only) {
-        status = run_flusher_service(&config); /* needs no signing key */
-        goto done;
-    }
-    if (key_set_load(&keys, &config, error, sizeof(error)) != TK_OK) {
+    log_set_level(settings->config.log_level);
+    int status = 1;
+    if (privileges_plan(&settings->config, &account, error, sizeof(error)) != TK_OK) {
         log_error("%s", error);
-        goto done;
-    }
-    if (config.admin_token_file[0] != '\0' &&
-        admin_token_load(config.admin_token_file, &admin_token, error, sizeof(error)) != TK_OK) {
-        log_error("admin_token_file: %s", error);
         goto done;
     }
     if (test_only) {
-        const struct signing_key *signing = key_set_signing(&keys);
-        fprintf(stderr,
-                "tokend: configuration %s is valid: signing with %s key \"%s\", %zu key(s) "
-                "in the JWKS; admin endpoints %s\n",
-                config_path, jws_alg_name(signing->alg), signing->kid, keys.count,
-                admin_token.set ? "enabled" : "disabled (no admin_token_file)");
-        status = 0;
+        status = test_configuration(config_path, settings, &account);
         goto done;
     }
-    status = run_master(&config, &keys, &admin_token);
+    if (check_readable_by(config_path, &account) != TK_OK) {
+        goto done;
+    }
+    return run_master(settings, &account); /* takes the settings */
 done:
-    key_set_free(&keys);
-    config_free(&config);
+    server_settings_free(settings);
+    free(settings);
     return status;
 }

@@ -159,6 +159,8 @@ int worker_main(const struct tokend_config *config, const struct key_set *keys,
         .stop = &stop_requested,
         .wait_mask = &wait_mask,
     };
+    /* Set up: the master may now stop the worker this one replaces. */
+    child_process_ready();
     if (strcmp(config->transport, "event") == 0) {
         struct event_transport_options event = {
             .listen_fd = listen_fd,

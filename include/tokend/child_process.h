@@ -23,4 +23,13 @@
 bool child_process_setup(const char *name, volatile sig_atomic_t *stop, sigset_t *stop_signals,
                          sigset_t *wait_mask);
 
+/* Remembers the write end of the master's readiness pipe (-1: none).
+ * Called in the child right after fork. Cannot fail. */
+void child_process_set_ready_fd(int fd);
+
+/* Tells the master this child can serve now: one byte on the readiness
+ * pipe, which is then closed. Does nothing without a pipe or the second
+ * time. Cannot fail (a master that stopped listening is ignored). */
+void child_process_ready(void);
+
 #endif

@@ -34,6 +34,8 @@ struct tokend_config {
     unsigned listen_mode; /* unix socket permissions, default 0660 */
     int listen_backlog;   /* default 1024 */
     int workers;          /* 0 = number of online CPUs (default) */
+    char *user;           /* started as root: switch to this user; "" = not set (default) */
+    char *group;          /* and this group; "" = the user's login group (default) */
     int io_timeout_ms;    /* send/receive timeout on a FastCGI connection, default 30000 */
     char *transport;      /* "event" (event_transport.c, default) or "libfcgi" */
     int max_connections;  /* event transport: connections per worker, default 1024 */

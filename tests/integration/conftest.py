@@ -52,6 +52,10 @@ COMMAND_TIMEOUT_S = 60
 TRANSPORT = os.environ.get("TOKEND_TRANSPORT", "event")
 assert TRANSPORT in ("event", "libfcgi"), f"TOKEND_TRANSPORT={TRANSPORT!r}"
 DEFAULT_NGINX_KEEPALIVE = "off" if TRANSPORT == "libfcgi" else "shipped"
+# tokend refuses to run as root without `user`; the suite (root in CI)
+# says `user = root` so the files it makes need no chown. The tests of the
+# switch to another user (test_service.py) set `user` themselves.
+RUN_AS_ROOT = {"user": "root"} if os.geteuid() == 0 else {}
 # Environment variables that would change what the programs under test do.
 SCRUBBED_ENV = ("DATABASE_URL", "TOKEND_SQL_DIR", "PGHOST", "PGPORT", "PGUSER",
                 "PGDATABASE", "PGPASSWORD", "PGSERVICE", "PGOPTIONS")
@@ -492,7 +496,8 @@ class Tokend:
     The configuration: listen = unix:<dir>/tokend.sock (mode 0666), `workers`,
     `issuer`, the database URL, the signing key (HS256 through hmac_key_file),
     db_timeout_ms = 5000 (a loaded CI machine can take over a second to
-    connect), shutdown_timeout = 10s, transport = TRANSPORT, then `settings` (a dict of
+    connect), shutdown_timeout = 10s, transport = TRANSPORT, `user = root` when
+    the suite runs as root (RUN_AS_ROOT), then `settings` (a dict of
     further keys, which may override those). stderr (the log) goes to
     <dir>/tokend.log."""
 
@@ -518,6 +523,7 @@ class Tokend:
             "db_timeout_ms": "5000",
             "shutdown_timeout": "10s",
             "transport": TRANSPORT,
+            **RUN_AS_ROOT,
         }
         if alg == "HS256":
             values.update(signing_alg="HS256", hmac_key_file=str(key_path))

@@ -12,7 +12,7 @@ import signal
 import subprocess
 
 from conftest import (
-    COMMAND_TIMEOUT_S, assert_stored_exactly, issue, kill_tokend_hard, segment_name,
+    COMMAND_TIMEOUT_S, RUN_AS_ROOT, assert_stored_exactly, issue, kill_tokend_hard, segment_name,
     segment_path, segment_stack, shm_name_for_listen, token_row_count, wait_for_rows, wait_until)
 
 FAST_FLUSH = {"flush_interval_ms": "100", "db_timeout_ms": "5000"}
@@ -77,7 +77,8 @@ def test_flusher_service_needs_no_signing_key(build_dir, pg, keys, tmp_path):
                       f"database_url = {pg.url}\n"
                       f"signing_key_file = {tmp_path / 'absent.pem'}\n"
                       f"listen = unix:{tmp_path / 'unused.sock'}\n"
-                      "queue_capacity = 16\n")
+                      "queue_capacity = 16\n"
+                      + "".join(f"{k} = {v}\n" for k, v in RUN_AS_ROOT.items()))
     service = subprocess.Popen([build_dir / "tokend", "--flusher", "-c", config],
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:

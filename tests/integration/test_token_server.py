@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from conftest import FORM, basic_header, run, running_stack
+from conftest import FORM, RUN_AS_ROOT, basic_header, run, running_stack
 
 JTI_RE = re.compile(r"^[0-9a-f]{32}$")
 JSON_TYPE = "application/json"
@@ -808,7 +808,8 @@ def test_garbage_never_gets_a_server_error(es256, client):
 # ---------------------------------------------------------------------------
 
 def write_config(path, lines):
-    path.write_text("\n".join(lines) + "\n")
+    root_lines = [f"{k} = {v}" for k, v in RUN_AS_ROOT.items()]
+    path.write_text("\n".join(lines + root_lines) + "\n")
     return path
 
 

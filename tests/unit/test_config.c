@@ -65,6 +65,8 @@ static const char *const known_keys[] = {
     "health_queue_high_water",
     "health_db_interval_ms",
     "notify_channel",
+    "user",
+    "group",
 };
 #define KNOWN_KEY_COUNT (sizeof(known_keys) / sizeof(known_keys[0]))
 
@@ -189,6 +191,8 @@ static void test_defaults(void)
     CHECK_INT(config.health_queue_high_water, 90);
     CHECK_INT(config.health_db_interval_ms, 10000);
     CHECK_STR(config.notify_channel, "tokend_clients");
+    CHECK_STR(config.user, "");
+    CHECK_STR(config.group, "");
     CHECK_INT(config.queue_capacity, 65536);
     CHECK_INT(config.queue_full_wait_ms, 50);
     CHECK_INT(config.flush_batch, 1000);
@@ -210,6 +214,8 @@ static void test_every_key(void)
              "listen_mode = 0600\n"
              "listen_backlog = 65535\n"
              "workers = 1024\n"
+             "user = tokend\n"
+             "group = tokend-keys\n"
              "io_timeout_ms = 1500\n"
              "shutdown_timeout = 45\n"
              "log_level = debug\n"
@@ -246,6 +252,8 @@ static void test_every_key(void)
     CHECK_INT(config.listen_mode, 0600);
     CHECK_INT(config.listen_backlog, 65535);
     CHECK_INT(config.workers, 1024);
+    CHECK_STR(config.user, "tokend");
+    CHECK_STR(config.group, "tokend-keys");
     CHECK_INT(config.io_timeout_ms, 1500);
     CHECK_INT(config.shutdown_timeout_ms, 45000);
     CHECK_INT(config.log_level, LOG_LEVEL_DEBUG);
@@ -470,6 +478,12 @@ static void test_bad_values(void)
     expect_bad_value("notify_channel", "a;drop",
                      "must be 1 to 63 of [a-z0-9_], not starting with a digit");
     expect_bad_value("health_queue_high_water", "101", "must be between 1 and 100");
+    static const char account_reason[] =
+        "expected a user or group name: 1 to 32 of A-Z a-z 0-9 . _ -, not starting with '-'";
+    expect_bad_value("user", "tok end", account_reason);
+    expect_bad_value("user", "-tokend", account_reason);
+    expect_bad_value("user", "tokend;root", account_reason);
+    expect_bad_value("group", "abcdefghijklmnopqrstuvwxyz0123456", account_reason);
     expect_bad_value("admin_rate_limit", "0", "must be between 1 and 100000");
     expect_bad_value("max_params_bytes", "1023", "must be between 1024 and 1048576");
     expect_bad_value("max_connections", "0", "must be between 1 and 1000000");
@@ -965,6 +979,8 @@ static void test_example_file(void)
     CHECK_INT(config.health_queue_high_water, defaults.health_queue_high_water);
     CHECK_INT(config.health_db_interval_ms, defaults.health_db_interval_ms);
     CHECK_STR(config.notify_channel, defaults.notify_channel);
+    CHECK_STR(config.user, defaults.user);
+    CHECK_STR(config.group, defaults.group);
     CHECK_INT(config.queue_capacity, defaults.queue_capacity);
     CHECK_INT(config.queue_full_wait_ms, defaults.queue_full_wait_ms);
     CHECK_INT(config.flush_batch, defaults.flush_batch);
