@@ -691,6 +691,16 @@ def test_c_maintain_twice_at_once(pg, tokenctl, partitions_lib):
     conns = [CConnection(partitions_lib, url) for _ in range(2)]
     try:
         results = run_concurrently([lambda c=c: c.maintain(30, 7) for c in conns])
+        # They serialise on the advisory lock: one does the work, the other
+        # finds nothing left to do. On a loaded machine the first can hold
+        # the lock longer than the functions' 1 s lock_timeout; the second
+        # then reports the table busy having changed nothing (as documented:
+        # run it again), and a second try finds nothing left to do.
+        for i, (rc, counts, message) in enumerate(results):
+            if rc != TK_OK:
+                assert (counts, message.startswith("the tokens table is busy")) == \
+                    ((0, 0, 0), True), results
+                results[i] = conns[i].maintain(30, 7)
         assert [rc for rc, _, _ in results] == [TK_OK, TK_OK], results
         created = sorted(counts[0] for _, counts, _ in results)
         dropped = sorted(counts[1] for _, counts, _ in results)
