@@ -88,7 +88,7 @@ static void spawn_worker(struct master_state *master, struct worker_slot *slot)
             _exit(flusher_main(master->config, master->segment));
         }
         _exit(worker_main(master->config, master->keys, master->admin_token, master->listen_fd,
-                          master->segment));
+                          master->segment, WORKER_FORKED));
     }
     slot->pid = pid;
     slot->started_ms = monotonic_ms();
