@@ -134,6 +134,22 @@ def test_fcgid_runs_single_workers_under_apache(build_dir, pg, keys, make_client
     assert "every issued token is in the database" in site.flusher.log()
 
 
+def test_fcgid_without_the_flusher_service(build_dir, pg, keys, make_client):
+    """Apache started before the flusher service: every worker mod_fcgid
+    starts exits at once, Apache's error log says why, and the client gets
+    a JSON 500, never a token that nobody would record."""
+    client = make_client("deploy-no-flusher")
+    with deployment("apache-fcgid", build_dir, pg, keys["ES256"], start_flusher=False) as site:
+        refused = issue(site.port, *client)
+        assert refused.status == 500, refused
+        assert refused.body["error"] == "server_error", refused
+        wait_until(lambda: "(start `tokend --flusher`, which creates it, first)" in site.web.log(),
+                   5, message="the worker's reason in Apache's error log")
+        wait_until(lambda: not [p for p in _all_pids()
+                                if f"{site.tokend.config_path}" in _cmdline(p)],
+                   5, message="no tokend process left running")
+
+
 def test_worker_refuses_without_its_flusher(build_dir, tmp_path):
     """`tokend --worker` needs the socket on fd 0 and the flusher service's
     segment; without either it stops at once, saying which."""

@@ -300,10 +300,11 @@ LAYOUTS = ("nginx-master", "nginx-spawn-fcgi", "apache-proxy-fcgi", "apache-fcgi
 
 @contextmanager
 def deployment(layout, build_dir, pg, key_path, *, admin_token_path=None, alg="ES256",
-               workers=2, settings=None):
+               workers=2, settings=None, start_flusher=True):
     """Starts tokend and its web server as `layout` (one of LAYOUTS) says,
     with the key at `key_path` and the admin token file `admin_token_path`
-    (copies for the service user), in a fresh directory; yields a Site;
+    (copies for the service user), in a fresh directory (apache-fcgid
+    without its flusher service when `start_flusher` is false); yields a Site;
     stops everything (web server first, then tokend or the flusher) and
     removes the directory and the shared-memory segment."""
     assert layout in LAYOUTS, layout
@@ -353,10 +354,11 @@ def deployment(layout, build_dir, pg, key_path, *, admin_token_path=None, alg="E
                              user=user)
             else:
                 tokend.write_config()
-                flusher = FlusherService(binary, tokend.config_path, base_dir / "flusher.log",
-                                         user)
-                stack.callback(flusher.stop)
-                flusher.start(tokend.settings["shm_name"])
+                if start_flusher:
+                    flusher = FlusherService(binary, tokend.config_path,
+                                             base_dir / "flusher.log", user)
+                    stack.callback(flusher.stop)
+                    flusher.start(tokend.settings["shm_name"])
                 web = Apache(base_dir / "apache", port, "fcgid",
                              f"{binary} --worker -c {tokend.config_path}", user=user)
             web.base_dir.mkdir(parents=True)
