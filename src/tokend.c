@@ -27,6 +27,7 @@
  * such segment or no live flusher in it: tokens it issued would otherwise
  * wait in shared memory with nobody to write them.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,7 +37,6 @@
 
 #include "config.h"
 
-#include "tokend/admin_endpoint.h"
 #include "tokend/config.h"
 #include "tokend/flusher.h"
 #include "tokend/admin_token.h"
@@ -172,6 +172,23 @@ static int run_flusher_service(const struct tokend_config *config)
     return status;
 }
 
+/* True when a live process holds a flusher stats slot of the segment. A
+ * flusher killed with SIGKILL leaves its slot behind until a new flusher
+ * retires it, hence the pid check. Cannot fail. */
+static bool flusher_running(const struct shm_segment *segment)
+{
+    for (size_t i = 0; i < INSTANCE_STATS_SLOTS; i++) {
+        const struct stats_slot *slot = &segment->stats->slots[i];
+        pid_t pid = atomic_load_explicit(&slot->pid, memory_order_acquire);
+        if (pid > 0 &&
+            atomic_load_explicit(&slot->role, memory_order_relaxed) == STAT_ROLE_FLUSHER &&
+            (kill(pid, 0) == 0 || errno == EPERM)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* One worker for a process manager (mod_fcgid): the socket on fd 0, the
  * flusher service's segment. Returns the exit status. */
 static int run_worker_service(const struct tokend_config *config, const struct key_set *keys,
@@ -197,7 +214,7 @@ static int run_worker_service(const struct tokend_config *config, const struct k
         log_error("%s", error);
         return 1;
     }
-    if (admin_find_flusher(segment.stats) == NULL) {
+    if (!flusher_running(&segment)) {
         log_error("shared memory segment %s has no running flusher: start `tokend --flusher` "
                   "with this configuration first",
                   segment.name);

@@ -20,16 +20,17 @@ import os
 import pwd
 import socket
 import subprocess
+import uuid
 
 import pytest
 from cryptography.exceptions import InvalidSignature
 
 from conftest import (
-    COMMAND_TIMEOUT_S, TRANSPORT, assert_stored_exactly, child_pids, clean_env, http_request,
-    issue, process_name, service_user, wait_for_rows, wait_until)
+    COMMAND_TIMEOUT_S, TRANSPORT, assert_stored_exactly, child_pids, http_request, issue,
+    process_name, segment_path, service_user, wait_for_rows, wait_until)
 from test_admin import admin_token  # noqa: F401 - fixture
 from test_token_server import b64url_encode, split_jwt, verify_signature
-from webservers import LAYOUTS, deployment, request_from
+from webservers import LAYOUTS, FlusherService, deployment, request_from
 
 # A loopback address that is not 127.0.0.1: the shipped configurations let
 # only 127.0.0.1 and ::1 reach /admin/ and /metrics.
@@ -150,33 +151,67 @@ def test_fcgid_without_the_flusher_service(build_dir, pg, keys, make_client):
                    5, message="no tokend process left running")
 
 
-def test_worker_refuses_without_its_flusher(build_dir, tmp_path):
-    """`tokend --worker` needs the socket on fd 0 and the flusher service's
-    segment; without either it stops at once, saying which."""
+def test_worker_needs_its_socket_and_a_running_flusher(build_dir, pg, keys, tmp_path):
+    """`tokend --worker` on its own: it serves the socket on fd 0 while the
+    flusher service runs, and stops at once, saying why, without a socket
+    on fd 0, without the flusher's segment, or when the flusher that made
+    the segment is dead (killed, its segment left behind)."""
+    shm_name = f"/tokend.it-worker-{uuid.uuid4().hex[:8]}"
     config = tmp_path / "tokend.conf"
-    config.write_text("issuer = https://auth.example.com\n"
-                      "database_url = postgresql://nobody@127.0.0.1:1/none\n"
-                      f"signing_key_file = {tmp_path / 'key.pem'}\n"
-                      "shm_name = /tokend.it-no-flusher\n")
-    key = subprocess.run([build_dir / "tokenctl", "key", "generate", "--alg", "ES256", "--out",
-                          tmp_path / "key.pem"], capture_output=True, text=True,
-                         env=clean_env(), timeout=COMMAND_TIMEOUT_S)
-    assert key.returncode == 0, key.stderr
+    config.write_text(f"issuer = https://auth.example.com\ndatabase_url = {pg.url}\n"
+                      f"signing_key_file = {keys['ES256']}\nshm_name = {shm_name}\n"
+                      f"transport = {TRANSPORT}\nflush_interval_ms = 100\n")
     command = [build_dir / "tokend", "--worker", "-c", config]
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "worker.sock"))
+    listener.listen(8)
 
-    no_socket = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
-                               text=True, timeout=COMMAND_TIMEOUT_S)
-    assert no_socket.returncode == 1
-    assert "fd 0 is not a listening socket" in no_socket.stderr, no_socket.stderr
+    def worker_exits():
+        return subprocess.run(command, stdin=listener.fileno(), capture_output=True, text=True,
+                              timeout=COMMAND_TIMEOUT_S)
 
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-        listener.bind(str(tmp_path / "worker.sock"))
-        listener.listen(8)
-        no_flusher = subprocess.run(command, stdin=listener.fileno(), capture_output=True,
-                                    text=True, timeout=COMMAND_TIMEOUT_S)
-    assert no_flusher.returncode == 1
-    assert "shared memory segment /tokend.it-no-flusher: No such file or directory (start " \
-           "`tokend --flusher`" in no_flusher.stderr, no_flusher.stderr
+    try:
+        no_socket = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True,
+                                   text=True, timeout=COMMAND_TIMEOUT_S)
+        assert no_socket.returncode == 1
+        assert "fd 0 is not a listening socket" in no_socket.stderr, no_socket.stderr
+
+        no_segment = worker_exits()
+        assert no_segment.returncode == 1
+        assert f"shared memory segment {shm_name}: No such file or directory (start " \
+               "`tokend --flusher`" in no_segment.stderr, no_segment.stderr
+
+        flusher = FlusherService(build_dir / "tokend", config, tmp_path / "flusher.log")
+        try:
+            flusher.start(shm_name)
+            worker = subprocess.Popen(command, stdin=listener.fileno(), stderr=subprocess.PIPE,
+                                      text=True, start_new_session=True)
+            try:
+                env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "REQUEST_METHOD": "GET",
+                       "REQUEST_URI": "/health", "QUERY_STRING": ""}
+                out = subprocess.run(["cgi-fcgi", "-bind", "-connect", tmp_path / "worker.sock"],
+                                     env=env, capture_output=True, timeout=20).stdout
+                assert out.startswith(b"Status: 200") and b'"status":"ok"' in out, out[:400]
+                worker.terminate()
+                assert worker.wait(timeout=COMMAND_TIMEOUT_S) == 0
+            finally:
+                if worker.poll() is None:
+                    worker.kill()
+                    worker.wait()
+            flusher.proc.kill()  # SIGKILL: the segment stays, its flusher slot too
+            flusher.proc.wait(timeout=COMMAND_TIMEOUT_S)
+        finally:
+            flusher.stop()
+        dead_flusher = worker_exits()
+        assert dead_flusher.returncode == 1
+        assert f"shared memory segment {shm_name} has no running flusher: start `tokend " \
+               "--flusher`" in dead_flusher.stderr, dead_flusher.stderr
+    finally:
+        listener.close()
+        try:
+            segment_path(shm_name).unlink()
+        except FileNotFoundError:
+            pass
 
 
 def _all_pids():

@@ -18,6 +18,7 @@ an interrupted run, by an atexit backstop), so nothing outlives a test.
 
 import atexit
 import grp
+import http.client
 import os
 import pwd
 import re
@@ -63,7 +64,6 @@ def request_from(source, port, method, path, headers=None, timeout=HTTP_TIMEOUT_
     """One request to 127.0.0.1:port from the local address `source` (any
     127.x.y.z is ours on Linux: a client the web server must not take for
     127.0.0.1)."""
-    import http.client
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
                                       source_address=(source, 0))
     try:
