@@ -161,7 +161,7 @@ static void spawn_child(struct master_state *master, struct child_slot *slot)
             _exit(flusher_main(&settings->config, master->segment));
         }
         _exit(worker_main(&settings->config, &settings->keys, &settings->admin_token,
-                          master->listen_fd, master->segment));
+                          master->listen_fd, master->segment, WORKER_FORKED));
     }
     if (pipe_fds[1] >= 0) {
         close(pipe_fds[1]);

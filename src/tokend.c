@@ -3,6 +3,7 @@
  *
  *   tokend [-c FILE] [-t]        master: workers + flusher (the usual way)
  *   tokend --flusher [-c FILE]   only the flusher, as its own service
+ *   tokend --worker [-c FILE]    one worker on the socket passed on fd 0
  *
  * Master mode reads the configuration, loads the signing keys (once, before
  * forking, so every worker shares the parsed keys and a bad key stops the
@@ -23,6 +24,15 @@
  * (Apache's mod_fcgid): it owns the segment and drains it into PostgreSQL
  * in the foreground until SIGTERM, then writes what is left, and removes
  * the segment if it ends empty.
+ *
+ * Worker mode is what that something else starts: one worker process, no
+ * master and no prefork, serving the listening socket the process manager
+ * passed on fd 0 (mod_fcgid creates one per process and sends it one request
+ * at a time). It attaches to the segment of the flusher service, found by
+ * the same name the flusher uses (`shm_name`, else derived from `listen`
+ * of the shared configuration file), and refuses to start when there is no
+ * such segment or no live flusher in it: tokens it issued would otherwise
+ * wait in shared memory with nobody to write them.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -46,38 +56,51 @@
 #include "tokend/service_notify.h"
 #include "tokend/shm_segment.h"
 #include "tokend/status.h"
+#include "tokend/worker.h"
 
 static void usage(FILE *out)
 {
     fprintf(out,
             "usage: tokend [-c FILE] [-t]\n"
             "       tokend --flusher [-c FILE]\n"
+            "       tokend --worker [-c FILE]\n"
             "  -c FILE     configuration file (default %s/tokend.conf)\n"
             "  -t          check the configuration and keys, then exit\n"
             "  --flusher   run only the flusher (when another program spawns the workers)\n"
+            "  --worker    run one worker on the socket passed on fd 0 (mod_fcgid), attached\n"
+            "              to the segment of a running `tokend --flusher`\n"
             "  -v          print the version\n",
             TOKEND_SYSCONFDIR);
 }
 
-/* Opens the instance's segment as its owner. Unless shm_name is set, its
- * name comes from the socket actually served: `listen`, or the address of
- * the socket inherited on fd 0 (`listen_fd` >= 0), so two spawn-fcgi
- * instances sharing one config file still get a segment each. Returns
- * TK_OK or TK_ERROR (logged). */
-static int open_segment(const struct tokend_config *config, int listen_fd,
-                        struct shm_segment *segment)
+/* The instance's segment name. Unless shm_name is set, it comes from the
+ * socket actually served: `listen`, or the address of the socket inherited
+ * on fd 0 (`listen_fd` >= 0), so two spawn-fcgi instances sharing one
+ * config file still get a segment each. The flusher service and the
+ * mod_fcgid workers pass -1: they share a segment though each mod_fcgid
+ * process has a socket of its own. Cannot fail. */
+static void segment_name(const struct tokend_config *config, int listen_fd,
+                         char name[SHM_SEGMENT_NAME_MAX + 1])
 {
-    char name[SHM_SEGMENT_NAME_MAX + 1];
-    char error[CONFIG_ERROR_SIZE];
     char address[CONFIG_ERROR_SIZE];
     if (config->shm_name[0] != '\0') {
-        snprintf(name, sizeof(name), "%s", config->shm_name);
+        snprintf(name, SHM_SEGMENT_NAME_MAX + 1, "%s", config->shm_name);
     } else if (listen_fd >= 0 &&
                listen_socket_describe(listen_fd, address, sizeof(address)) == TK_OK) {
         shm_segment_name_for_listen(address, name);
     } else {
         shm_segment_name_for_listen(config->listen, name);
     }
+}
+
+/* Opens the instance's segment as its owner. Returns TK_OK or TK_ERROR
+ * (logged). */
+static int open_segment(const struct tokend_config *config, int listen_fd,
+                        struct shm_segment *segment)
+{
+    char name[SHM_SEGMENT_NAME_MAX + 1];
+    char error[CONFIG_ERROR_SIZE];
+    segment_name(config, listen_fd, name);
     if (shm_segment_open(segment, name, (uint64_t)config->queue_capacity, SHM_SEGMENT_OWN, error,
                          sizeof(error)) != TK_OK) {
         log_error("%s", error);
@@ -337,15 +360,83 @@ static int test_configuration(const char *config_path, const struct server_setti
     return 0;
 }
 
+/* True when a live process holds a flusher stats slot of the segment. A
+ * flusher killed with SIGKILL leaves its slot behind until a new flusher
+ * retires it, hence the pid check. Cannot fail. */
+static bool flusher_running(const struct shm_segment *segment)
+{
+    for (size_t i = 0; i < INSTANCE_STATS_SLOTS; i++) {
+        const struct stats_slot *slot = &segment->stats->slots[i];
+        pid_t pid = atomic_load_explicit(&slot->pid, memory_order_acquire);
+        if (pid > 0 &&
+            atomic_load_explicit(&slot->role, memory_order_relaxed) == STAT_ROLE_FLUSHER &&
+            (kill(pid, 0) == 0 || errno == EPERM)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* One worker for a process manager (mod_fcgid): the socket on fd 0, the
+ * flusher service's segment, as the configured user when started as root.
+ * Returns the exit status. */
+static int run_worker_service(const struct server_settings *settings,
+                              const struct service_account *account)
+{
+    const struct tokend_config *config = &settings->config;
+    char error[CONFIG_ERROR_SIZE];
+    if (!listen_socket_inherited()) {
+        log_error("--worker serves the FastCGI socket its process manager (mod_fcgid) passes "
+                  "on fd 0, and fd 0 is not a listening socket; to serve `listen`, run tokend "
+                  "without --worker");
+        return 1;
+    }
+    int listen_fd = listen_socket_adopt_inherited(error, sizeof(error));
+    if (listen_fd < 0) {
+        log_error("%s", error);
+        return 1;
+    }
+    char name[SHM_SEGMENT_NAME_MAX + 1];
+    segment_name(config, -1, name);
+    struct shm_segment segment;
+    if (shm_segment_open(&segment, name, (uint64_t)config->queue_capacity, SHM_SEGMENT_ATTACH,
+                         error, sizeof(error)) != TK_OK) {
+        log_error("%s", error);
+        return 1;
+    }
+    if (!flusher_running(&segment)) {
+        log_error("shared memory segment %s has no running flusher: start `tokend --flusher` "
+                  "with this configuration first",
+                  segment.name);
+        shm_segment_close(&segment);
+        return 1;
+    }
+    if (switch_account(account) != TK_OK) {
+        shm_segment_close(&segment);
+        return 1;
+    }
+    if (strcmp(config->transport, "event") == 0) {
+        log_info("transport = event is not used by --worker: the process manager sends one "
+                 "request at a time, so this worker serves its socket with libfcgi (set "
+                 "transport = libfcgi to say so)");
+    }
+    int status = worker_main(config, &settings->keys, &settings->admin_token, listen_fd, &segment,
+                             WORKER_STANDALONE);
+    shm_segment_close(&segment);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     const char *config_path = TOKEND_SYSCONFDIR "/tokend.conf";
     bool test_only = false;
     bool flusher_only = false;
-    enum { OPTION_FLUSHER = 256 };
+    bool worker_only = false;
+    enum { OPTION_FLUSHER = 256, OPTION_WORKER };
     static const struct option long_options[] = {{"help", no_argument, NULL, 'h'},
                                                  {"version", no_argument, NULL, 'v'},
                                                  {"flusher", no_argument, NULL, OPTION_FLUSHER},
+                                                 {"worker", no_argument, NULL, OPTION_WORKER},
                                                  {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "c:thv", long_options, NULL)) != -1) {
@@ -359,6 +450,9 @@ int main(int argc, char **argv)
         case OPTION_FLUSHER:
             flusher_only = true;
             break;
+        case OPTION_WORKER:
+            worker_only = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -370,7 +464,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind != argc || (test_only && flusher_only)) {
+    if (optind != argc || test_only + flusher_only + worker_only > 1) {
         usage(stderr);
         return 2;
     }
@@ -403,6 +497,10 @@ int main(int argc, char **argv)
         goto done;
     }
     if (check_readable_by(config_path, &account) != TK_OK) {
+        goto done;
+    }
+    if (worker_only) {
+        status = run_worker_service(settings, &account);
         goto done;
     }
     return run_master(settings, &account); /* takes the settings */

@@ -21,6 +21,16 @@
  * Shared counters: the worker claims a stats slot in the segment at start
  * and, after every request, copies its cache and token counters there
  * (plain stores into its own slot; see instance_stats.h).
+ *
+ * Standalone (`tokend --worker`, spawned by mod_fcgid): the same loop with
+ * three differences. The transport is libfcgi whatever `transport` says,
+ * because mod_fcgid sends one request at a time on a connection of its own
+ * and counts the process busy until the answer, so the event loop's many
+ * connections would never be used. Nobody reaps the process for the
+ * instance, so it retires its own stats slot when it stops (one that is
+ * killed is retired by the flusher, which looks for dead slot owners every
+ * second). And the number of workers is Apache's to decide, so /health
+ * expects only the one answering.
  */
 #include <signal.h>
 #include <stdlib.h>
@@ -97,7 +107,8 @@ static void between_requests(void *context)
 }
 
 int worker_main(const struct tokend_config *config, const struct key_set *keys,
-                const struct admin_token *admin_token, int listen_fd, struct shm_segment *segment)
+                const struct admin_token *admin_token, int listen_fd, struct shm_segment *segment,
+                enum worker_launch launch)
 {
     sigset_t stop_signals, wait_mask;
     if (!child_process_setup("tokend-worker", &stop_requested, &stop_signals, &wait_mask)) {
@@ -131,7 +142,7 @@ int worker_main(const struct tokend_config *config, const struct key_set *keys,
         goto done;
     }
     state->handlers.segment = segment;
-    state->handlers.worker_count = config_worker_count(config);
+    state->handlers.worker_count = launch == WORKER_FORKED ? config_worker_count(config) : 1;
     state->handlers.admin_token = admin_token;
     state->handlers.events_applied = admin_event_published(segment->events);
     state->handlers.stats = stats_slot_claim(segment->stats, getpid(), STAT_ROLE_WORKER,
@@ -161,7 +172,7 @@ int worker_main(const struct tokend_config *config, const struct key_set *keys,
     };
     /* Set up: the master may now stop the worker this one replaces. */
     child_process_ready();
-    if (strcmp(config->transport, "event") == 0) {
+    if (launch == WORKER_FORKED && strcmp(config->transport, "event") == 0) {
         struct event_transport_options event = {
             .listen_fd = listen_fd,
             .io_timeout_ms = config->io_timeout_ms,
@@ -180,6 +191,9 @@ int worker_main(const struct tokend_config *config, const struct key_set *keys,
         status = fcgi_transport_run(&transport) == TK_OK ? 0 : 1;
     }
 done:
+    if (launch == WORKER_STANDALONE) {
+        stats_retire_pid(segment->stats, getpid()); /* no master will */
+    }
     if (state != NULL) {
         handler_context_free(&state->handlers);
         free(state);
