@@ -26,7 +26,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 
 from conftest import (
-    COMMAND_TIMEOUT_S, TRANSPORT, assert_stored_exactly, child_pids, http_request, issue,
+    COMMAND_TIMEOUT_S, RUN_AS_ROOT, TRANSPORT, assert_stored_exactly, child_pids, http_request, issue,
     process_name, segment_path, service_user, wait_for_rows, wait_until)
 from test_admin import admin_token  # noqa: F401 - fixture
 from test_token_server import b64url_encode, split_jwt, verify_signature
@@ -160,7 +160,8 @@ def test_worker_needs_its_socket_and_a_running_flusher(build_dir, pg, keys, tmp_
     config = tmp_path / "tokend.conf"
     config.write_text(f"issuer = https://auth.example.com\ndatabase_url = {pg.url}\n"
                       f"signing_key_file = {keys['ES256']}\nshm_name = {shm_name}\n"
-                      f"transport = {TRANSPORT}\nflush_interval_ms = 100\n")
+                      f"transport = {TRANSPORT}\nflush_interval_ms = 100\n"
+                      + "".join(f"{k} = {v}\n" for k, v in RUN_AS_ROOT.items()))
     command = [build_dir / "tokend", "--worker", "-c", config]
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(str(tmp_path / "worker.sock"))
