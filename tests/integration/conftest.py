@@ -101,6 +101,23 @@ def wait_for_port(port, host="127.0.0.1", timeout_s=30.0):
             time.sleep(0.05)
 
 
+def wait_until_serving(proc, port, log):
+    """Waits until 127.0.0.1:port accepts connections (a web server just
+    started as `proc`). Raises RuntimeError with log() if proc exits
+    first, or the connection error after START_TIMEOUT_S."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited {proc.returncode}:\n{log()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def wait_for_unix_socket(path, timeout_s=30.0):
     """Waits until a connect to the unix socket at `path` succeeds."""
     deadline = time.monotonic() + timeout_s
@@ -640,18 +657,8 @@ class Nginx:
                             "-c", self.conf_path, "-g", "daemon off;"],
                            self.base_dir / "nginx.stderr")
         try:
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"nginx exited {self.proc.returncode}:\n"
-                                       f"{(self.base_dir / 'nginx.stderr').read_text()}")
-                try:
-                    with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
+            wait_until_serving(self.proc, self.port,
+                               lambda: (self.base_dir / "nginx.stderr").read_text())
         except BaseException:
             self.stop()
             raise

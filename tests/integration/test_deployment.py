@@ -190,9 +190,16 @@ def test_worker_needs_its_socket_and_a_running_flusher(build_dir, pg, keys, tmp_
             try:
                 env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "REQUEST_METHOD": "GET",
                        "REQUEST_URI": "/health", "QUERY_STRING": ""}
-                out = subprocess.run(["cgi-fcgi", "-bind", "-connect", tmp_path / "worker.sock"],
-                                     env=env, capture_output=True, timeout=20).stdout
-                assert out.startswith(b"Status: 200") and b'"status":"ok"' in out, out[:400]
+                def health():
+                    return subprocess.run(["cgi-fcgi", "-bind", "-connect",
+                                           tmp_path / "worker.sock"],
+                                          env=env, capture_output=True, timeout=20).stdout
+
+                # Ready once the flusher has reached the database (it
+                # reports that in the segment, which /health reads).
+                out = wait_until(lambda: (lambda o: o if o.startswith(b"Status: 200") else None)(
+                    health()), 15, interval_s=0.2, message="the worker's /health to be 200")
+                assert b'"status":"ok"' in out, out[:400]
                 worker.terminate()
                 assert worker.wait(timeout=COMMAND_TIMEOUT_S) == 0
             finally:

@@ -24,9 +24,7 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import tempfile
-import time
 import uuid
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -34,7 +32,7 @@ from pathlib import Path
 from conftest import (
     HTTP_TIMEOUT_S, REPO_ROOT, SPAWN_FCGI, START_TIMEOUT_S, STOP_TIMEOUT_S, TRANSPORT, Nginx,
     Response, Tokend, _spawn, _terminate, child_pids, clean_env, free_port, process_name, run,
-    segment_path, service_user, wait_until)
+    segment_path, service_user, wait_until, wait_until_serving)
 
 APACHE2 = shutil.which("apache2") or "/usr/sbin/apache2"
 APACHE_CONF_FOR = REPO_ROOT / "scripts" / "apache-conf-for"
@@ -109,17 +107,7 @@ class Apache:
         self.proc = _spawn([APACHE2, "-f", self.conf_path, "-DFOREGROUND"],
                            self.base_dir / "apache2.stderr", env=clean_env(LANG="C"))
         try:
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"apache2 exited {self.proc.returncode}:\n{self.log()}")
-                try:
-                    with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
+            wait_until_serving(self.proc, self.port, self.log)
         except BaseException:
             self.stop()
             raise
