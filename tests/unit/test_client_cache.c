@@ -13,6 +13,8 @@
 #include "tokend/status.h"
 #include "unit_test.h"
 
+#include "cache_stats_check.h"
+
 static int64_t test_now_ms;
 
 static int64_t test_clock(void *context)
@@ -57,13 +59,8 @@ static void check_stats(const struct client_cache *cache, uint64_t hits, uint64_
                         uint64_t negative_hits, uint64_t evictions, uint64_t expirations,
                         uint64_t size)
 {
-    const struct cache_stats *stats = client_cache_get_stats(cache);
-    CHECK_INT(stats->hits, hits);
-    CHECK_INT(stats->misses, misses);
-    CHECK_INT(stats->negative_hits, negative_hits);
-    CHECK_INT(stats->evictions, evictions);
-    CHECK_INT(stats->expirations, expirations);
-    CHECK_INT(stats->size, size);
+    check_cache_stats(client_cache_get_stats(cache), hits, misses, negative_hits, evictions,
+                      expirations, size);
 }
 
 /* ---- SipHash ---- */
